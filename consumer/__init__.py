@@ -1,0 +1,1 @@
+"""The stream processor: faust app and agent, pipeline steps, dead letters, topics."""

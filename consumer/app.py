@@ -1,0 +1,153 @@
+"""The faust-streaming app: one agent that turns product events into suggestions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+
+from consumer.dead_letters import DeadLetter
+from consumer.kafka import ssl_context
+from consumer.pipeline import Job, Pipeline, jobs_for
+from schemas import Settings, Suggestion
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> faust.App:
+    kafka = settings.kafka
+    credentials: Any = None
+    if kafka.security_protocol.startswith("SASL"):
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+        credentials = faust.SASLCredentials(
+            username=kafka.sasl_username or "",
+            password=password,
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=ssl_context(kafka),
+        )
+    elif kafka.security_protocol == "SSL":
+        credentials = faust.SSLCredentials(ssl_context(kafka))
+    return faust.App(
+        kafka.group_id,
+        broker=[f"kafka://{server}" for server in kafka.servers()],
+        broker_credentials=credentials,
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+        # No leader topic or tables: every topic we use is created explicitly by ensure_topics.
+        topic_disable_leader=True,
+        topic_partitions=settings.topics.partitions,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_session_timeout=kafka.session_timeout_s,
+        broker_heartbeat_interval=kafka.heartbeat_interval_s,
+        broker_rebalance_timeout=kafka.rebalance_timeout_s,
+        broker_max_poll_interval=kafka.max_poll_interval_s,
+        broker_commit_interval=kafka.commit_interval_s,
+        datadir=str(settings.worker.data_dir.expanduser()),
+    )
+
+
+class Copywriter:
+    """Owns the commit protocol: an event's offset is acked only after its outputs are durable."""
+
+    def __init__(self, app: faust.App, settings: Settings, pipeline: Pipeline) -> None:
+        self.app = app
+        self.settings = settings
+        self.pipeline = pipeline
+        topics = settings.topics
+        self.source = app.topic(topics.products, key_type=bytes, value_type=bytes,
+                                key_serializer="raw", value_serializer="raw")
+        self.suggestions = app.topic(topics.suggestions, key_serializer="raw",
+                                     value_serializer="raw")
+        self.dead_letters = app.topic(topics.products_dlq, key_serializer="raw",
+                                      value_serializer="raw")
+        # One thread: generation holds the model; the event loop only awaits it.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
+        app.agent(self.source, name="copywriter")(self._agent)
+
+    async def _agent(self, stream: StreamT) -> None:
+        worker = self.settings.worker
+        async for events in stream.noack_take(worker.take_batch, within=worker.take_within_s):
+            try:
+                await self.process(events, stream)
+            except Exception as exc:
+                # Nothing of this batch was acked: stop the worker so that a restart
+                # resumes from the last committed offset instead of skipping these events.
+                log.exception("batch failed before its outputs were acknowledged")
+                await self.app.crash(exc)
+                raise
+
+    async def process(self, events: Sequence[EventT], stream: StreamT) -> None:
+        """The commit protocol for one batch of events, in order:
+
+        1. decode and validate each event; an invalid one becomes a dead letter.
+        2. generate for every (valid event, channel), off the event loop.
+        3. publish each suggestion, keyed by product id, and each dead letter.
+        4. wait until the broker has acknowledged every publish.
+        5. ack the events; only acked offsets are ever committed, so a crash before
+           this step replays the batch (at-least-once; suggestion ids are deterministic).
+        """
+        # 1. decode and validate
+        jobs: list[Job] = []
+        owners: list[EventT] = []
+        dead: list[tuple[EventT, DeadLetter]] = []
+        for event in events:
+            decoded = self.pipeline.decode(event.value)
+            if isinstance(decoded, DeadLetter):
+                dead.append((event, decoded))
+                continue
+            for job in jobs_for(decoded):
+                jobs.append(job)
+                owners.append(event)
+
+        # 2. generate
+        loop = asyncio.get_running_loop()
+        outcomes = await loop.run_in_executor(self._executor, self.pipeline.run, jobs)
+
+        # 3. publish
+        deliveries: list[Awaitable[Any]] = []
+        for event, outcome in zip(owners, outcomes, strict=True):
+            if isinstance(outcome, Suggestion):
+                deliveries.append(await self._publish(outcome))
+            else:
+                dead.append((event, outcome))
+        for event, letter in dead:
+            deliveries.append(await self._dead_letter(event, letter))
+
+        # 4. wait for the broker's acknowledgements
+        await asyncio.gather(*deliveries)
+
+        # 5. ack
+        for event in events:
+            await stream.ack(event)
+        log.info(
+            "batch done: %d events, %d suggestions, %d dead letters",
+            len(events), len(outcomes) - sum(isinstance(o, DeadLetter) for o in outcomes),
+            len(dead),
+        )
+
+    async def _publish(self, suggestion: Suggestion) -> Awaitable[Any]:
+        result: Awaitable[Any] = await self.suggestions.send(
+            key=suggestion.product_id.encode(),
+            value=self.pipeline.adapter.encode(suggestion),
+            headers=[("copyflow.suggestion_id", str(suggestion.suggestion_id).encode())],
+        )
+        return result
+
+    async def _dead_letter(self, event: EventT, letter: DeadLetter) -> Awaitable[Any]:
+        message = event.message
+        log.warning("dead letter %s:%d@%d: %s: %s", message.topic, message.partition,
+                    message.offset, letter.kind, letter.reason[:200])
+        result: Awaitable[Any] = await self.dead_letters.send(
+            key=message.key,
+            value=message.value,
+            headers=letter.headers(message.topic, message.partition, message.offset),
+        )
+        return result
+

@@ -1,0 +1,135 @@
+"""The pipeline's steps for one event, free of Kafka: decode, generate, check, build.
+
+The stream processor (consumer.app) and `copyflow generate` run exactly these steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from consumer.dead_letters import DeadLetter
+from plugins.catalog import CatalogAdapter, InvalidEvent
+from plugins.fallback import template_copy
+from plugins.generators import GenerationRequest, GenerationResult, Generator
+from plugins.validators import check_not_degenerate
+from schemas import CheckResult, ModelInfo, ProductEvent, Suggestion
+
+log = logging.getLogger(__name__)
+
+# Fixed forever: suggestion ids must stay stable across releases and machines.
+SUGGESTION_NAMESPACE = uuid.UUID("6f1d2c4e-8b1a-5e0f-9c3d-2a7b4e5f6a10")
+
+
+def suggestion_id(tenant: str, content_hash: str, channel: str, model: ModelInfo) -> uuid.UUID:
+    """Same tenant, content, channel, model, adapter and prompt versions: same id."""
+    parts = (
+        tenant,
+        content_hash,
+        channel,
+        model.base,
+        model.revision,
+        model.adapter or "",
+        model.adapter_version or "",
+        model.prompt_version,
+    )
+    return uuid.uuid5(SUGGESTION_NAMESPACE, "\x1f".join(parts))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One suggestion to make: an event and one of its target channels."""
+
+    event: ProductEvent
+    channel: str
+
+    @property
+    def request(self) -> GenerationRequest:
+        return GenerationRequest(product=self.event.data, channel=self.channel)
+
+
+def jobs_for(event: ProductEvent) -> list[Job]:
+    return [Job(event, channel) for channel in dict.fromkeys(event.data.channels)]
+
+
+class Pipeline:
+    def __init__(self, adapter: CatalogAdapter, generator: Generator, max_event_bytes: int):
+        self.adapter = adapter
+        self.generator = generator
+        self.max_event_bytes = max_event_bytes
+
+    def decode(self, raw: bytes | None) -> ProductEvent | DeadLetter:
+        """Step: wire bytes to a valid ProductEvent, or the dead letter saying why not."""
+        if raw is None:
+            return DeadLetter("decode", "empty message (no value)")
+        if len(raw) > self.max_event_bytes:
+            return DeadLetter(
+                "oversize", f"{len(raw)} bytes exceeds worker.max_event_bytes={self.max_event_bytes}"
+            )
+        try:
+            return self.adapter.decode(raw)
+        except InvalidEvent as exc:
+            return DeadLetter(exc.kind, exc.reason)
+
+    def generate(self, jobs: Sequence[Job]) -> list[GenerationResult | DeadLetter]:
+        """Step: generate for a batch; a failing batch is retried one job at a time so that
+        one bad request becomes one dead letter instead of failing its neighbours."""
+        if not jobs:
+            return []
+        requests = [job.request for job in jobs]
+        try:
+            return list(self.generator.generate(requests))
+        except Exception as batch_error:  # any batch-level failure, e.g. out of memory
+            log.warning("batch of %d failed (%s); retrying one by one", len(jobs), batch_error)
+        results: list[GenerationResult | DeadLetter] = []
+        for request in requests:
+            try:
+                results.extend(self.generator.generate([request]))
+            except Exception as exc:
+                results.append(DeadLetter("generation", f"{type(exc).__name__}: {exc}"))
+        return results
+
+    def build(self, job: Job, result: GenerationResult, latency_ms: float) -> Suggestion:
+        """Step: check the generated copy and build the Suggestion (fallback if it fails)."""
+        model = self.generator.model_info
+        product = job.event.data
+        checks = [
+            CheckResult(name="parsed", passed=result.parse_error is None,
+                        detail=result.parse_error or "")
+        ]
+        if result.title is not None and result.description is not None:
+            checks.append(check_not_degenerate(result.title + "\n" + result.description))
+        fallback = not all(check.passed for check in checks)
+        if fallback or result.title is None or result.description is None:
+            title, description = template_copy(product)
+        else:
+            title, description = result.title, result.description
+        content_hash = product.content_hash()
+        return Suggestion(
+            suggestion_id=suggestion_id(job.event.tenant, content_hash, job.channel, model),
+            product_id=product.product_id,
+            tenant=job.event.tenant,
+            source_event_id=job.event.id,
+            channel=job.channel,
+            title=title,
+            description=description,
+            model=model,
+            checks=checks,
+            fallback_used=fallback,
+            latency_ms=latency_ms,
+            content_hash=content_hash,
+            input=product,
+        )
+
+    def run(self, jobs: Sequence[Job]) -> list[Suggestion | DeadLetter]:
+        """Generate and build for a batch of jobs (blocking: call it off the event loop)."""
+        started = time.perf_counter()
+        results = self.generate(jobs)
+        latency_ms = (time.perf_counter() - started) * 1000
+        return [
+            result if isinstance(result, DeadLetter) else self.build(job, result, latency_ms)
+            for job, result in zip(jobs, results, strict=True)
+        ]

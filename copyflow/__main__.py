@@ -1,0 +1,3 @@
+from copyflow.cli import main
+
+raise SystemExit(main())

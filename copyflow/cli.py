@@ -1,0 +1,131 @@
+"""The `copyflow` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from plugins.generators.smollm2 import ModelNotPrepared
+from schemas import Settings, SettingsError, load_settings
+
+log = logging.getLogger("copyflow")
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from consumer.worker import run_worker
+    from copyflow.wiring import build_pipeline
+
+    run_worker(settings, build_pipeline(settings))
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from copyflow.generate import generate_file
+    from copyflow.wiring import build_pipeline
+
+    if not args.input.is_file():
+        print(f"copyflow generate: {args.input}: no such file", file=sys.stderr)
+        return 2
+    pipeline = build_pipeline(settings)
+    if args.output is None:
+        summary = generate_file(pipeline, args.input, sys.stdout, tenant=args.tenant)
+    else:
+        with args.output.open("w") as out:
+            summary = generate_file(pipeline, args.input, out, tenant=args.tenant)
+    for number, letter in summary.invalid:
+        print(f"{args.input}:{number}: {letter.kind}: {letter.reason}", file=sys.stderr)
+    for letter in summary.failed:
+        print(f"generation failed: {letter.reason}", file=sys.stderr)
+    print(
+        f"{summary.lines} lines: {summary.suggestions} suggestions "
+        f"({summary.fallbacks} fallbacks), {len(summary.invalid)} invalid lines, "
+        f"{len(summary.failed)} failed generations",
+        file=sys.stderr,
+    )
+    return 0 if summary.suggestions or not summary.lines else 1
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from copyflow.demo import run_demo
+    from copyflow.wiring import model_location
+
+    print(f"model: {settings.model.name} ({model_location(settings)})")
+    return run_demo(settings, args.catalog, args.timeout, args.output)
+
+
+def _cmd_model_prepare(args: argparse.Namespace, settings: Settings) -> int:
+    from plugins.generators.smollm2 import prepare_default_model
+
+    path = prepare_default_model(settings.model.cache_dir, force=args.force)
+    print(path)
+    return 0
+
+
+def _cmd_schemas_export(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas.export import export_json_schemas
+
+    for path in export_json_schemas(args.directory):
+        print(path)
+    return 0
+
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from copyflow.demo import EXAMPLE_CATALOG
+
+    parser = argparse.ArgumentParser(prog="copyflow", description=__doc__)
+    parser.add_argument("--config", type=Path, help="TOML settings file (environment overrides it)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func: Command, help: str, parent: argparse._SubParsersAction = sub
+                ) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    command("worker", _cmd_worker, "run the stream processor (stop with SIGTERM or Ctrl-C)")
+
+    gen = command("generate", _cmd_generate, "generate suggestions for a JSONL file, no Kafka")
+    gen.add_argument("--input", type=Path, required=True,
+                     help="JSONL of ProductEvents or bare Products")
+    gen.add_argument("--output", type=Path, help="suggestions JSONL (default: standard output)")
+    gen.add_argument("--tenant", default="default", help="tenant for bare Product lines")
+
+    demo = command("demo", _cmd_demo, "run everything embedded on the example catalog")
+    demo.add_argument("--catalog", type=Path, default=EXAMPLE_CATALOG)
+    demo.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for results")
+    demo.add_argument("--output", type=Path, help="also write the suggestions as JSONL here")
+
+    model = sub.add_parser("model", help="manage the model").add_subparsers(
+        dest="model_command", required=True)
+    prep = command("prepare", _cmd_model_prepare,
+                   "convert the default model (SmolLM2-135M-Instruct) once", model)
+    prep.add_argument("--force", action="store_true", help="convert again")
+
+    schemas = sub.add_parser("schemas", help="event contracts").add_subparsers(
+        dest="schemas_command", required=True)
+    export = command("export", _cmd_schemas_export, "write one JSON Schema per contract",
+                     schemas)
+    export.add_argument("directory", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings(args.config)
+        result: int = args.func(args, settings)
+        return result
+    except (SettingsError, ModelNotPrepared) as exc:
+        print(f"copyflow: {exc}", file=sys.stderr)
+        return 2

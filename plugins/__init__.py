@@ -1,0 +1,1 @@
+"""Extension points (typing.Protocol) and the built-in plugins. Imports schemas only."""

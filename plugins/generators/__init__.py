@@ -1,0 +1,17 @@
+"""Generators: turn a batch of (product, channel) requests into copy, one result per request."""
+
+from plugins.generators.base import GenerationRequest, GenerationResult, Generator
+from plugins.generators.parsing import ParsedCopy, ParseError, parse_copy
+from plugins.generators.prompts import PROMPTS, PromptTemplate, get_prompt
+
+__all__ = [
+    "PROMPTS",
+    "GenerationRequest",
+    "GenerationResult",
+    "Generator",
+    "ParseError",
+    "ParsedCopy",
+    "PromptTemplate",
+    "get_prompt",
+    "parse_copy",
+]

@@ -1,0 +1,29 @@
+"""Contracts and settings. Imports nothing else of copyflow's."""
+
+from schemas.events import (
+    CONTRACTS,
+    SCHEMA_VERSION,
+    AdapterReleased,
+    CheckResult,
+    Feedback,
+    ModelInfo,
+    Product,
+    ProductEvent,
+    Suggestion,
+)
+from schemas.settings import Settings, SettingsError, load_settings
+
+__all__ = [
+    "CONTRACTS",
+    "SCHEMA_VERSION",
+    "AdapterReleased",
+    "CheckResult",
+    "Feedback",
+    "ModelInfo",
+    "Product",
+    "ProductEvent",
+    "Settings",
+    "SettingsError",
+    "Suggestion",
+    "load_settings",
+]

@@ -1,0 +1,161 @@
+"""Event contracts exchanged over Kafka.
+
+Inputs are forward compatible (unknown fields are ignored); every model here is what
+producers in other languages validate against through the exported JSON Schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+SCHEMA_VERSION = "1"
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+ShortText = Annotated[str, StringConstraints(max_length=1_000)]
+LongText = Annotated[str, StringConstraints(max_length=20_000)]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Input(BaseModel):
+    """Inbound contracts: tolerate fields added by newer producers."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Output(BaseModel):
+    """Outbound contracts: what we publish is exactly what the schema says."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Product(_Input):
+    """The catalog's view of one product: the content copyflow rewrites."""
+
+    product_id: NonEmpty
+    sku: NonEmpty | None = None
+    locale: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] = "en-US"
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1_000)]
+    description: LongText = ""
+    brand: ShortText | None = None
+    category: list[ShortText] = Field(default_factory=list, max_length=16)
+    attributes: dict[NonEmpty, ShortText] = Field(default_factory=dict, max_length=200)
+    keywords: list[ShortText] = Field(default_factory=list, max_length=100)
+    channels: list[NonEmpty] = Field(
+        default_factory=lambda: ["default"],
+        min_length=1,
+        max_length=16,
+        description="Target channels; one suggestion is made per channel.",
+    )
+
+    def content_hash(self) -> str:
+        """sha256 over the fields that shape the copy (not channels, price, stock, ...)."""
+        content = {
+            "title": self.title,
+            "description": self.description,
+            "brand": self.brand,
+            "category": self.category,
+            "attributes": dict(sorted(self.attributes.items())),
+            "keywords": self.keywords,
+            "locale": self.locale,
+        }
+        canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class ProductEvent(_Input):
+    """CloudEvents-style envelope around a Product, as catalog services emit it."""
+
+    id: NonEmpty
+    type: Literal["product.created", "product.updated"]
+    source: NonEmpty
+    time: datetime
+    tenant: NonEmpty = Field(description="Merchant id; adapters and caches are per tenant.")
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    data: Product
+
+
+class ModelInfo(_Output):
+    """Which model, adapter and prompt made a suggestion (part of its identity)."""
+
+    base: str
+    revision: str
+    adapter: str | None = None
+    adapter_version: str | None = None
+    prompt_version: str
+
+
+class CheckResult(_Output):
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+class Suggestion(_Output):
+    """An optimized title and description for one product and channel."""
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    suggestion_id: UUID = Field(
+        description="Deterministic: the same tenant, content, channel and versions give the same id."
+    )
+    product_id: str
+    tenant: str
+    source_event_id: str
+    channel: str
+    title: Annotated[str, StringConstraints(min_length=1)]
+    description: str
+    model: ModelInfo
+    checks: list[CheckResult]
+    fallback_used: bool = Field(description="True when the text is the deterministic template.")
+    cache_hit: bool = False
+    latency_ms: float = Field(ge=0)
+    content_hash: str
+    input: Product = Field(description="The product as generated from, for training on feedback.")
+    created_at: datetime = Field(default_factory=_now)
+
+
+class Feedback(_Input):
+    """A merchant's decision on a suggestion."""
+
+    suggestion_id: UUID
+    product_id: NonEmpty
+    tenant: NonEmpty
+    action: Literal["accepted", "edited", "rejected"]
+    final_title: ShortText | None = None
+    final_description: LongText | None = None
+    reason: ShortText | None = None
+    time: datetime = Field(default_factory=_now)
+
+    @model_validator(mode="after")
+    def _edited_has_text(self) -> Feedback:
+        if self.action == "edited" and not (self.final_title or self.final_description):
+            raise ValueError("an 'edited' decision needs final_title or final_description")
+        return self
+
+
+class AdapterReleased(_Output):
+    """Control event: a new LoRA adapter version is ready for the workers."""
+
+    type: Literal["adapter.released"] = "adapter.released"
+    tenant: str | None = Field(default=None, description="None for the global adapter.")
+    adapter_version: str
+    base_model: str
+    location: str
+    metrics: dict[str, float] = Field(default_factory=dict)
+    time: datetime = Field(default_factory=_now)
+
+
+CONTRACTS: dict[str, type[BaseModel]] = {
+    "product_event": ProductEvent,
+    "suggestion": Suggestion,
+    "feedback": Feedback,
+    "adapter_released": AdapterReleased,
+}

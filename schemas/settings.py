@@ -1,0 +1,163 @@
+"""Settings: environment (prefix COPYFLOW_, sections joined by "__") over an optional TOML file.
+
+Example: COPYFLOW_KAFKA__BOOTSTRAP=broker:9092 sets ``kafka.bootstrap``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "COPYFLOW_"
+ENV_NESTED_DELIMITER = "__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap: str = Field(
+        default="localhost:9092", description="Comma-separated host:port list of brokers."
+    )
+    group_id: str = Field(default="copyflow", min_length=1, description="Consumer group id.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    session_timeout_s: float = Field(default=30.0, gt=0)
+    heartbeat_interval_s: float = Field(default=3.0, gt=0)
+    rebalance_timeout_s: float = Field(default=30.0, gt=0)
+    max_poll_interval_s: float = Field(default=300.0, gt=0)
+    commit_interval_s: float = Field(default=2.0, gt=0)
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    def servers(self) -> list[str]:
+        return [s.strip() for s in self.bootstrap.split(",")]
+
+
+class RedisSettings(_Section):
+    url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"),
+        description="redis:// or rediss:// URL; may carry a password, hence secret.",
+    )
+
+
+class TopicSettings(_Section):
+    products: str = "catalog.products"
+    products_dlq: str = "catalog.products.dlq"
+    suggestions: str = "catalog.suggestions"
+    feedback: str = "catalog.feedback"
+    control: str = "copyflow.control"
+    partitions: int = Field(default=4, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1)
+
+
+class ModelSettings(_Section):
+    name: str = Field(
+        default="smollm2-135m-instruct",
+        description="'smollm2-135m-instruct' (prepared by `copyflow model prepare`), "
+        "a local model directory, or a hub id where a hub is reachable.",
+    )
+    cache_dir: Path = Field(default=Path("~/.cache/copyflow/models"))
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_new_tokens: int = Field(default=80, ge=8, le=2048)
+    max_input_tokens: int = Field(default=512, ge=32, le=32768)
+    batch_size: int = Field(default=8, ge=1, le=1024)
+    prompt_version: str = "v1"
+
+
+class WorkerSettings(_Section):
+    max_event_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Larger events are dead-lettered."
+    )
+    take_batch: int = Field(default=16, ge=1, description="Events taken from the stream at once.")
+    take_within_s: float = Field(default=0.5, gt=0, description="Max wait to fill a take.")
+    data_dir: Path = Field(default=Path("~/.cache/copyflow/worker"))
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The config file's contents arrive as init arguments: the environment overrides them.
+        return (env_settings, init_settings)
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; the message names each offending setting and its env variable."""
+
+
+def setting_env_name(loc: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part).upper() for part in loc)
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Build Settings from the environment over an optional TOML file.
+
+    Raises SettingsError naming every invalid setting (dotted name and env variable).
+    """
+    file_values: dict[str, object] = {}
+    if config_file is not None:
+        try:
+            file_values = tomllib.loads(config_file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"config file {config_file}: {exc}") from None
+    try:
+        return Settings(**file_values)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            dotted = ".".join(str(part) for part in loc)
+            lines.append(f"  {dotted} ({setting_env_name(loc)}): {err['msg']}")
+        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
+
+
+def setting_env_names(model: type[BaseModel] = Settings, prefix: tuple[str, ...] = ()) -> set[str]:
+    """Every leaf setting's environment variable name (for checking deployment files)."""
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names |= setting_env_names(annotation, (*prefix, name))
+        else:
+            names.add(setting_env_name((*prefix, name)))
+    return names

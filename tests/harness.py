@@ -1,0 +1,138 @@
+"""Helpers for tests that drive a real broker: worker processes, producing, collecting."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from copyflow.embedded import stop_process
+from schemas import Suggestion
+
+
+class WorkerProcess:
+    """A `copyflow worker` subprocess with its log in a file."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "copyflow", "worker"],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        stop_process(self.process, timeout_s=20)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def produce(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    count = 0
+    try:
+        for key, value in messages:
+            producer.send(topic, key=key, value=value)
+            count += 1
+        producer.flush()
+    finally:
+        producer.close()
+    return count
+
+
+@dataclass
+class DeadLetterRecord:
+    value: bytes
+    headers: dict[str, str]
+
+
+@dataclass
+class Outputs:
+    """Everything read from the suggestions and dead-letter topics so far (all records)."""
+
+    suggestions: list[Suggestion] = field(default_factory=list)
+    dead: list[DeadLetterRecord] = field(default_factory=list)
+
+    def product_ids(self) -> set[str]:
+        return {s.product_id for s in self.suggestions}
+
+
+class OutputReader:
+    """Reads output topics by partition assignment (no consumer group, so no join wait)."""
+
+    def __init__(self, bootstrap: str, suggestions: str, dlq: str, partitions: int) -> None:
+        self.suggestions_topic = suggestions
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.consumer.assign([TopicPartition(t, p) for t in (suggestions, dlq)
+                              for p in range(partitions)])
+        self.consumer.seek_to_beginning()
+        self.outputs = Outputs()
+
+    def poll(self) -> Outputs:
+        for records in self.consumer.poll(timeout_ms=500).values():
+            for record in records:
+                if record.topic == self.suggestions_topic:
+                    self.outputs.suggestions.append(Suggestion.model_validate_json(record.value))
+                else:
+                    headers = {k: v.decode() for k, v in record.headers}
+                    self.outputs.dead.append(DeadLetterRecord(record.value, headers))
+        return self.outputs
+
+    def wait_for(self, done: object, timeout_s: float, worker: WorkerProcess | None = None
+                 ) -> Outputs:
+        """Poll until done(outputs) is true; fail with the worker's log on timeout."""
+        assert callable(done)
+        deadline = time.monotonic() + timeout_s
+        while not done(self.poll()):
+            if time.monotonic() > deadline:
+                log = worker.log_tail() if worker else ""
+                raise AssertionError(
+                    f"timed out: {len(self.outputs.suggestions)} suggestions, "
+                    f"{len(self.outputs.dead)} dead letters\n{log}")
+        return self.outputs
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def product_event(index: int, tenant: str = "tenant-a", **product: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "product_id": f"p-{index}",
+        "title": f"test product {index} blue cotton shirt",
+        "brand": "Testbrand",
+        "category": ["Apparel", "Shirts"],
+        "attributes": {"color": "blue", "material": "cotton"},
+        **product,
+    }
+    return {
+        "id": f"evt-{index}",
+        "type": "product.created",
+        "source": "tests",
+        "time": "2026-11-01T10:00:00Z",
+        "tenant": tenant,
+        "data": data,
+    }
+
+
+def encoded(event: dict[str, object]) -> tuple[bytes, bytes]:
+    data = event["data"]
+    assert isinstance(data, dict)
+    return str(data["product_id"]).encode(), json.dumps(event).encode()
+
