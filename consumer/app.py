@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import EventT, StreamT
@@ -61,19 +61,29 @@ class Copywriter:
         self.settings = settings
         self.pipeline = pipeline
         topics = settings.topics
-        self.source = app.topic(topics.products, key_type=bytes, value_type=bytes,
-                                key_serializer="raw", value_serializer="raw")
-        self.suggestions = app.topic(topics.suggestions, key_serializer="raw",
-                                     value_serializer="raw")
-        self.dead_letters = app.topic(topics.products_dlq, key_serializer="raw",
-                                      value_serializer="raw")
+        self.source = app.topic(
+            topics.products,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.suggestions = app.topic(
+            topics.suggestions, key_serializer="raw", value_serializer="raw"
+        )
+        self.dead_letters = app.topic(
+            topics.products_dlq, key_serializer="raw", value_serializer="raw"
+        )
         # One thread: generation holds the model; the event loop only awaits it.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
         app.agent(self.source, name="copywriter")(self._agent)
 
-    async def _agent(self, stream: StreamT) -> None:
+    async def _agent(self, agent_stream: StreamT[Any]) -> None:
         worker = self.settings.worker
-        async for events in stream.noack_take(worker.take_batch, within=worker.take_within_s):
+        stream = cast(faust.Stream[bytes], agent_stream)
+        async for batch in stream.noack_take(worker.take_batch, within=worker.take_within_s):
+            # noack_take yields the events themselves (so they can be acked), not values.
+            events = cast(Sequence[EventT], batch)
             try:
                 await self.process(events, stream)
             except Exception as exc:
@@ -83,7 +93,7 @@ class Copywriter:
                 await self.app.crash(exc)
                 raise
 
-    async def process(self, events: Sequence[EventT], stream: StreamT) -> None:
+    async def process(self, events: Sequence[EventT], stream: faust.Stream[bytes]) -> None:
         """The commit protocol for one batch of events, in order:
 
         1. decode and validate each event; an invalid one becomes a dead letter.
@@ -128,7 +138,8 @@ class Copywriter:
             await stream.ack(event)
         log.info(
             "batch done: %d events, %d suggestions, %d dead letters",
-            len(events), len(outcomes) - sum(isinstance(o, DeadLetter) for o in outcomes),
+            len(events),
+            len(outcomes) - sum(isinstance(o, DeadLetter) for o in outcomes),
             len(dead),
         )
 
@@ -142,12 +153,17 @@ class Copywriter:
 
     async def _dead_letter(self, event: EventT, letter: DeadLetter) -> Awaitable[Any]:
         message = event.message
-        log.warning("dead letter %s:%d@%d: %s: %s", message.topic, message.partition,
-                    message.offset, letter.kind, letter.reason[:200])
+        log.warning(
+            "dead letter %s:%d@%d: %s: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            letter.kind,
+            letter.reason[:200],
+        )
         result: Awaitable[Any] = await self.dead_letters.send(
             key=message.key,
             value=message.value,
             headers=letter.headers(message.topic, message.partition, message.offset),
         )
         return result
-

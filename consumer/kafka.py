@@ -42,8 +42,13 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
 
     Topics are never left to broker auto-creation: its partition count is the broker's choice.
     """
-    names = [topics.products, topics.products_dlq, topics.suggestions, topics.feedback,
-             topics.control]
+    names = [
+        topics.products,
+        topics.products_dlq,
+        topics.suggestions,
+        topics.feedback,
+        topics.control,
+    ]
     admin = KafkaAdminClient(**kafka_python_config(kafka), client_id="copyflow-admin")
     try:
         existing = set(admin.list_topics())
@@ -52,9 +57,7 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
         for name in missing:
             # One request per topic: a topic created meanwhile by another worker is fine.
             try:
-                admin.create_topics(
-                    [NewTopic(name, topics.partitions, topics.replication_factor)]
-                )
+                admin.create_topics([NewTopic(name, topics.partitions, topics.replication_factor)])
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass

@@ -67,7 +67,8 @@ class Pipeline:
             return DeadLetter("decode", "empty message (no value)")
         if len(raw) > self.max_event_bytes:
             return DeadLetter(
-                "oversize", f"{len(raw)} bytes exceeds worker.max_event_bytes={self.max_event_bytes}"
+                "oversize",
+                f"{len(raw)} bytes exceeds worker.max_event_bytes={self.max_event_bytes}",
             )
         try:
             return self.adapter.decode(raw)
@@ -97,8 +98,9 @@ class Pipeline:
         model = self.generator.model_info
         product = job.event.data
         checks = [
-            CheckResult(name="parsed", passed=result.parse_error is None,
-                        detail=result.parse_error or "")
+            CheckResult(
+                name="parsed", passed=result.parse_error is None, detail=result.parse_error or ""
+            )
         ]
         if result.title is not None and result.description is not None:
             checks.append(check_not_degenerate(result.title + "\n" + result.description))

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from plugins.generators.smollm2 import ModelNotPrepared
 from schemas import Settings, SettingsError, load_settings
@@ -83,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, func: Command, help: str, parent: argparse._SubParsersAction = sub
-                ) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    def command(
+        name: str, func: Command, help: str, parent: argparse._SubParsersAction[Any] = sub
+    ) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
         p.set_defaults(func=func)
         return p
@@ -92,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     command("worker", _cmd_worker, "run the stream processor (stop with SIGTERM or Ctrl-C)")
 
     gen = command("generate", _cmd_generate, "generate suggestions for a JSONL file, no Kafka")
-    gen.add_argument("--input", type=Path, required=True,
-                     help="JSONL of ProductEvents or bare Products")
+    gen.add_argument(
+        "--input", type=Path, required=True, help="JSONL of ProductEvents or bare Products"
+    )
     gen.add_argument("--output", type=Path, help="suggestions JSONL (default: standard output)")
     gen.add_argument("--tenant", default="default", help="tenant for bare Product lines")
 
@@ -103,15 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", type=Path, help="also write the suggestions as JSONL here")
 
     model = sub.add_parser("model", help="manage the model").add_subparsers(
-        dest="model_command", required=True)
-    prep = command("prepare", _cmd_model_prepare,
-                   "convert the default model (SmolLM2-135M-Instruct) once", model)
+        dest="model_command", required=True
+    )
+    prep = command(
+        "prepare",
+        _cmd_model_prepare,
+        "convert the default model (SmolLM2-135M-Instruct) once",
+        model,
+    )
     prep.add_argument("--force", action="store_true", help="convert again")
 
     schemas = sub.add_parser("schemas", help="event contracts").add_subparsers(
-        dest="schemas_command", required=True)
-    export = command("export", _cmd_schemas_export, "write one JSON Schema per contract",
-                     schemas)
+        dest="schemas_command", required=True
+    )
+    export = command("export", _cmd_schemas_export, "write one JSON Schema per contract", schemas)
     export.add_argument("directory", type=Path)
     return parser
 

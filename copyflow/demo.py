@@ -28,6 +28,7 @@ from schemas import Settings, Suggestion
 
 EXAMPLE_CATALOG = Path(__file__).resolve().parent.parent / "examples" / "catalog.jsonl"
 
+
 @dataclass
 class DemoResult:
     suggestions: list[Suggestion]
@@ -38,7 +39,9 @@ class DemoResult:
     @property
     def complete(self) -> bool:
         return (len(self.suggestions), len(self.dead)) == (
-            self.expected_suggestions, self.expected_dead)
+            self.expected_suggestions,
+            self.expected_dead,
+        )
 
 
 def expected_outputs(lines: list[bytes]) -> tuple[int, int]:
@@ -73,12 +76,16 @@ def run_demo(settings: Settings, catalog: Path, timeout_s: float, out: Path | No
             with (workdir / "worker.log").open("wb") as worker_log:
                 worker = subprocess.Popen(
                     [sys.executable, "-m", "copyflow", "worker"],
-                    env=env, stdout=worker_log, stderr=subprocess.STDOUT,
+                    env=env,
+                    stdout=worker_log,
+                    stderr=subprocess.STDOUT,
                 )
             try:
                 _produce(settings, lines)
-                print(f"sent {len(lines)} events; waiting for {expected_suggestions} suggestions "
-                      f"and {expected_dead} dead letters (model {settings.model.name}) ...")
+                print(
+                    f"sent {len(lines)} events; waiting for {expected_suggestions} suggestions "
+                    f"and {expected_dead} dead letters (model {settings.model.name}) ..."
+                )
                 result = _collect(settings, expected_suggestions, expected_dead, timeout_s, worker)
             finally:
                 stop_process(worker, timeout_s=30)
@@ -89,8 +96,11 @@ def run_demo(settings: Settings, catalog: Path, timeout_s: float, out: Path | No
     if out is not None:
         out.write_text("".join(s.model_dump_json() + "\n" for s in result.suggestions))
     if not result.complete:
-        print(f"INCOMPLETE: got {len(result.suggestions)}/{expected_suggestions} suggestions and "
-              f"{len(result.dead)}/{expected_dead} dead letters", file=sys.stderr)
+        print(
+            f"INCOMPLETE: got {len(result.suggestions)}/{expected_suggestions} suggestions and "
+            f"{len(result.dead)}/{expected_dead} dead letters",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -113,34 +123,56 @@ def _product_key(line: bytes) -> bytes | None:
 
 
 def _collect(
-    settings: Settings, want_suggestions: int, want_dead: int, timeout_s: float,
+    settings: Settings,
+    want_suggestions: int,
+    want_dead: int,
+    timeout_s: float,
     worker: subprocess.Popen[bytes],
 ) -> DemoResult:
     topics = settings.topics
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.servers(),
-                             enable_auto_commit=False, consumer_timeout_ms=1000)
-    consumer.assign([TopicPartition(topic, p) for topic in (topics.suggestions, topics.products_dlq)
-                     for p in range(topics.partitions)])
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka.servers(),
+        enable_auto_commit=False,
+        consumer_timeout_ms=1000,
+    )
+    consumer.assign(
+        [
+            TopicPartition(topic, p)
+            for topic in (topics.suggestions, topics.products_dlq)
+            for p in range(topics.partitions)
+        ]
+    )
     consumer.seek_to_beginning()
     by_id: dict[str, Suggestion] = {}
     dead: dict[tuple[int, int], dict[str, str]] = {}
     deadline = time.monotonic() + timeout_s
+    shown = (-1, -1)
     try:
         while (len(by_id), len(dead)) != (want_suggestions, want_dead):
             if time.monotonic() > deadline or worker.poll() is not None:
                 break
+            if (len(by_id), len(dead)) != shown:
+                shown = (len(by_id), len(dead))
+                print(
+                    f"\r  {shown[0]}/{want_suggestions} suggestions, "
+                    f"{shown[1]}/{want_dead} dead letters",
+                    end="",
+                    flush=True,
+                )
             for record in consumer:
                 if record.topic == topics.suggestions:
                     suggestion = Suggestion.model_validate_json(record.value)
                     by_id[str(suggestion.suggestion_id)] = suggestion
                 else:
                     headers = {k: v.decode() for k, v in record.headers}
-                    key = (int(headers[dead_letters.SOURCE_PARTITION]),
-                           int(headers[dead_letters.SOURCE_OFFSET]))
+                    key = (
+                        int(headers[dead_letters.SOURCE_PARTITION]),
+                        int(headers[dead_letters.SOURCE_OFFSET]),
+                    )
                     dead[key] = headers
-            print(f"\r  {len(by_id)}/{want_suggestions} suggestions, "
-                  f"{len(dead)}/{want_dead} dead letters", end="", flush=True)
-        print()
+        print(
+            f"\r  {len(by_id)}/{want_suggestions} suggestions, {len(dead)}/{want_dead} dead letters"
+        )
     finally:
         consumer.close()
     return DemoResult(
@@ -167,7 +199,10 @@ def render_table(result: DemoResult, width: int = 44) -> str:
     lines.append("")
     lines.append(f"dead letters ({len(result.dead)}):")
     for _, headers in result.dead:
-        lines.append(f"  offset {headers[dead_letters.SOURCE_PARTITION]}:"
-                     f"{headers[dead_letters.SOURCE_OFFSET]}  {headers[dead_letters.KIND]}: "
-                     f"{cell(headers[dead_letters.REASON])}")
+        where = (
+            f"partition {headers[dead_letters.SOURCE_PARTITION]} "
+            f"offset {headers[dead_letters.SOURCE_OFFSET]}"
+        )
+        reason = f"{headers[dead_letters.KIND]}: {headers[dead_letters.REASON]}"
+        lines.append(f"  {where}  {cell(reason)}")
     return "\n".join(lines)

@@ -69,8 +69,13 @@ def generate_file(
                 summary.failed.append(outcome)
         out.flush()
         pending.clear()
-        print(f"\r{summary.lines} lines, {summary.suggestions} suggestions, "
-              f"{len(summary.invalid)} invalid", end="", file=sys.stderr, flush=True)
+        print(
+            f"\r{summary.lines} lines, {summary.suggestions} suggestions, "
+            f"{len(summary.invalid)} invalid",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
 
     for number, decoded in read_events(path, pipeline, tenant):
         summary.lines += 1

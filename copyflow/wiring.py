@@ -48,8 +48,12 @@ def build_generator(settings: Settings) -> TransformersGenerator:
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
-    return Pipeline(JsonCatalogAdapter(), build_generator(settings), settings.worker.max_event_bytes)
+    return Pipeline(
+        JsonCatalogAdapter(), build_generator(settings), settings.worker.max_event_bytes
+    )
 
 
 def _setting_error(loc: tuple[str, ...], message: str) -> SettingsError:
-    return SettingsError(f"invalid settings:\n  {'.'.join(loc)} ({setting_env_name(loc)}): {message}")
+    return SettingsError(
+        f"invalid settings:\n  {'.'.join(loc)} ({setting_env_name(loc)}): {message}"
+    )

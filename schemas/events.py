@@ -14,7 +14,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION: Literal["1"] = "1"
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
 ShortText = Annotated[str, StringConstraints(max_length=1_000)]
@@ -104,7 +104,7 @@ class Suggestion(_Output):
 
     schema_version: Literal["1"] = SCHEMA_VERSION
     suggestion_id: UUID = Field(
-        description="Deterministic: the same tenant, content, channel and versions give the same id."
+        description="Deterministic: same tenant, content, channel and versions, same id."
     )
     product_id: str
     tenant: str

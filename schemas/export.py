@@ -13,7 +13,9 @@ def export_json_schemas(directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name, model in CONTRACTS.items():
-        schema = model.model_json_schema(mode="serialization" if name == "suggestion" else "validation")
+        schema = model.model_json_schema(
+            mode="serialization" if name == "suggestion" else "validation"
+        )
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         path = directory / f"{name}.schema.json"
         path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")

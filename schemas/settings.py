@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -134,7 +134,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
 
     Raises SettingsError naming every invalid setting (dotted name and env variable).
     """
-    file_values: dict[str, object] = {}
+    file_values: dict[str, Any] = {}
     if config_file is not None:
         try:
             file_values = tomllib.loads(config_file.read_text())

@@ -26,7 +26,9 @@ class WorkerProcess:
         with log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "copyflow", "worker"],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
     @property
@@ -80,8 +82,9 @@ class OutputReader:
     def __init__(self, bootstrap: str, suggestions: str, dlq: str, partitions: int) -> None:
         self.suggestions_topic = suggestions
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        self.consumer.assign([TopicPartition(t, p) for t in (suggestions, dlq)
-                              for p in range(partitions)])
+        self.consumer.assign(
+            [TopicPartition(t, p) for t in (suggestions, dlq) for p in range(partitions)]
+        )
         self.consumer.seek_to_beginning()
         self.outputs = Outputs()
 
@@ -95,8 +98,9 @@ class OutputReader:
                     self.outputs.dead.append(DeadLetterRecord(record.value, headers))
         return self.outputs
 
-    def wait_for(self, done: object, timeout_s: float, worker: WorkerProcess | None = None
-                 ) -> Outputs:
+    def wait_for(
+        self, done: object, timeout_s: float, worker: WorkerProcess | None = None
+    ) -> Outputs:
         """Poll until done(outputs) is true; fail with the worker's log on timeout."""
         assert callable(done)
         deadline = time.monotonic() + timeout_s
@@ -105,7 +109,8 @@ class OutputReader:
                 log = worker.log_tail() if worker else ""
                 raise AssertionError(
                     f"timed out: {len(self.outputs.suggestions)} suggestions, "
-                    f"{len(self.outputs.dead)} dead letters\n{log}")
+                    f"{len(self.outputs.dead)} dead letters\n{log}"
+                )
         return self.outputs
 
     def close(self) -> None:
@@ -135,4 +140,3 @@ def encoded(event: dict[str, object]) -> tuple[bytes, bytes]:
     data = event["data"]
     assert isinstance(data, dict)
     return str(data["product_id"]).encode(), json.dumps(event).encode()
-

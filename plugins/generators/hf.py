@@ -77,8 +77,8 @@ class TransformersGenerator:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model: Any = AutoModelForCausalLM.from_pretrained(location, dtype=self.dtype)
-        self.model.to(self.device).eval()
+        model: Any = AutoModelForCausalLM.from_pretrained(location, dtype=self.dtype)
+        self.model: Any = model.to(self.device).eval()
         self._info = ModelInfo(
             base=name or location,
             revision=model_revision(location),

@@ -41,7 +41,8 @@ def render_product(product: Product) -> str:
         lines.append("keywords: " + ", ".join(product.keywords))
     if product.description:
         lines.append(f"description: {product.description}")
-    return "\n".join(_clip(" ".join(line.split())) for line in lines)
+    # One line per field and no backtick fences: product text cannot leave the data block.
+    return "\n".join(_clip(" ".join(line.replace("`", "'").split())) for line in lines)
 
 
 def _clip(text: str) -> str:

@@ -54,7 +54,7 @@ def prepare_default_model(cache_dir: Path, *, force: bool = False) -> Path:
     source = gguf_path()
     log.info("converting %s (once; about 30 s)", source)
     tokenizer = _load_tokenizer(source)
-    model = AutoModelForCausalLM.from_pretrained(
+    model: Any = AutoModelForCausalLM.from_pretrained(
         source.parent, gguf_file=source.name, dtype=torch.float32
     )
     # The weights are plain dequantized tensors; drop the GGUF marker that blocks saving.

@@ -55,8 +55,9 @@ def test_valid_events_become_suggestions_and_malformed_become_dead_letters(
 
     reader = reader_for(kafka_bootstrap, topic_env)
     try:
-        out = reader.wait_for(lambda o: len(o.suggestions) >= 200 and len(o.dead) >= 20,
-                              timeout_s=300, worker=worker)
+        out = reader.wait_for(
+            lambda o: len(o.suggestions) >= 200 and len(o.dead) >= 20, timeout_s=300, worker=worker
+        )
     finally:
         reader.close()
 
@@ -95,8 +96,11 @@ def test_suggestion_ids_are_deterministic_across_replays(
     changed["id"] = "evt-7-changed"
     changed["data"]["title"] = "a different title"
     worker = start_worker()
-    produce(kafka_bootstrap, topic_env["COPYFLOW_TOPICS__PRODUCTS"],
-            [encoded(event), encoded(again), encoded(changed)])
+    produce(
+        kafka_bootstrap,
+        topic_env["COPYFLOW_TOPICS__PRODUCTS"],
+        [encoded(event), encoded(again), encoded(changed)],
+    )
     reader = reader_for(kafka_bootstrap, topic_env)
     try:
         out = reader.wait_for(lambda o: len(o.suggestions) >= 3, timeout_s=120, worker=worker)
@@ -131,8 +135,9 @@ def test_worker_killed_halfway_loses_no_event(
         assert len(reader.poll().product_ids()) < 200, "the kill came too late to test anything"
 
         second = start_worker(**slow)
-        out: Outputs = reader.wait_for(lambda o: len(o.product_ids()) == 200, timeout_s=300,
-                                       worker=second)
+        out: Outputs = reader.wait_for(
+            lambda o: len(o.product_ids()) == 200, timeout_s=300, worker=second
+        )
     finally:
         reader.close()
     assert out.product_ids() == {f"p-{i}" for i in range(200)}

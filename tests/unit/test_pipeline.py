@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from consumer.dead_letters import DeadLetter
+from consumer.pipeline import Job, Pipeline, jobs_for, suggestion_id
+from plugins.catalog import JsonCatalogAdapter
+from plugins.generators import GenerationRequest, GenerationResult, get_prompt
+from plugins.generators.hf import TransformersGenerator
+from schemas import ModelInfo, ProductEvent, Suggestion
+from tests.harness import product_event
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_model_dir: Path) -> TransformersGenerator:
+    return TransformersGenerator(
+        str(tiny_model_dir), get_prompt("v1"), device="cpu", max_new_tokens=8
+    )
+
+
+class FailsOnProduct:
+    """Wraps the real generator; any batch holding the poisoned product raises, like an OOM."""
+
+    def __init__(self, inner: TransformersGenerator, poisoned: str) -> None:
+        self.inner = inner
+        self.poisoned = poisoned
+        self.calls: list[int] = []
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self.inner.model_info
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self.calls.append(len(requests))
+        if any(r.product.product_id == self.poisoned for r in requests):
+            raise RuntimeError("CUDA out of memory (injected)")
+        return self.inner.generate(requests)
+
+
+def event(i: int, **product: object) -> ProductEvent:
+    return ProductEvent.model_validate(product_event(i, **product))
+
+
+def test_a_failing_request_becomes_one_dead_letter(generator: TransformersGenerator) -> None:
+    failing = FailsOnProduct(generator, poisoned="p-2")
+    pipeline = Pipeline(JsonCatalogAdapter(), failing, max_event_bytes=1 << 20)
+    jobs = [job for i in range(4) for job in jobs_for(event(i))]
+    outcomes = pipeline.run(jobs)
+    assert failing.calls == [4, 1, 1, 1, 1]
+    assert [type(o).__name__ for o in outcomes] == [
+        "Suggestion",
+        "Suggestion",
+        "DeadLetter",
+        "Suggestion",
+    ]
+    letter = outcomes[2]
+    assert isinstance(letter, DeadLetter)
+    assert letter.kind == "generation" and "out of memory" in letter.reason
+
+
+def test_one_job_per_distinct_channel() -> None:
+    jobs = jobs_for(event(1, channels=["amazon", "ebay", "amazon"]))
+    assert [job.channel for job in jobs] == ["amazon", "ebay"]
+
+
+def build(generator: TransformersGenerator, result: GenerationResult) -> Suggestion:
+    pipeline = Pipeline(JsonCatalogAdapter(), generator, max_event_bytes=1 << 20)
+    return pipeline.build(Job(event(1), "default"), result, latency_ms=5.0)
+
+
+def test_parsed_copy_is_used(generator: TransformersGenerator) -> None:
+    result = GenerationResult(
+        "...", "Testbrand Blue Cotton Shirt", "A blue cotton shirt from Testbrand.", None, 50, 20
+    )
+    suggestion = build(generator, result)
+    assert suggestion.title == "Testbrand Blue Cotton Shirt"
+    assert not suggestion.fallback_used
+    assert all(check.passed for check in suggestion.checks)
+    assert suggestion.input.product_id == "p-1"
+
+
+def test_unparseable_or_degenerate_copy_falls_back(generator: TransformersGenerator) -> None:
+    unparsed = build(generator, GenerationResult("garbage", None, None, "no TITLE: line", 50, 8))
+    assert unparsed.fallback_used
+    assert unparsed.title == "Testbrand test product 1 blue cotton shirt"
+    assert [c.name for c in unparsed.checks if not c.passed] == ["parsed"]
+
+    looping = GenerationResult("...", "Shirt", "blue blue blue blue blue blue blue", None, 50, 8)
+    degenerate = build(generator, looping)
+    assert degenerate.fallback_used
+    assert [c.name for c in degenerate.checks if not c.passed] == ["not_degenerate"]
+
+
+def test_suggestion_id_changes_with_every_versioned_input() -> None:
+    model = ModelInfo(base="m", revision="r1", prompt_version="v1")
+    base = suggestion_id("t", "hash", "default", model)
+    assert base == suggestion_id("t", "hash", "default", model)
+    variants = [
+        suggestion_id("t2", "hash", "default", model),
+        suggestion_id("t", "hash2", "default", model),
+        suggestion_id("t", "hash", "amazon", model),
+        suggestion_id("t", "hash", "default", model.model_copy(update={"revision": "r2"})),
+        suggestion_id("t", "hash", "default", model.model_copy(update={"prompt_version": "v2"})),
+        suggestion_id("t", "hash", "default", model.model_copy(update={"adapter_version": "3"})),
+    ]
+    assert len({base, *variants}) == 7
+
+
+def test_oversized_and_empty_messages_are_dead_letters(generator: TransformersGenerator) -> None:
+    pipeline = Pipeline(JsonCatalogAdapter(), generator, max_event_bytes=2048)
+    oversized = pipeline.decode(b"{" + b" " * 4096 + b"}")
+    assert isinstance(oversized, DeadLetter) and oversized.kind == "oversize"
+    empty = pipeline.decode(None)
+    assert isinstance(empty, DeadLetter) and empty.kind == "decode"
