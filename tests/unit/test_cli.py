@@ -1,0 +1,84 @@
+"""The command line as a user meets it: exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from copyflow.cli import main
+from schemas import Suggestion
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("COPYFLOW_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def test_bad_setting_fails_at_start_with_its_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COPYFLOW_WORKER__TAKE_BATCH", "-3")
+    assert main(["worker"]) == 2
+    assert "worker.take_batch (COPYFLOW_WORKER__TAKE_BATCH)" in capsys.readouterr().err
+
+
+def test_unknown_prompt_version_names_its_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("COPYFLOW_MODEL__PROMPT_VERSION", "v9")
+    assert main(["generate", "--input", str(REPO / "examples" / "catalog.jsonl")]) == 2
+    assert "COPYFLOW_MODEL__PROMPT_VERSION" in capsys.readouterr().err
+
+
+def test_unloadable_model_names_its_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    monkeypatch.setenv("COPYFLOW_MODEL__NAME", str(empty))
+    assert main(["generate", "--input", str(REPO / "examples" / "catalog.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "model.name (COPYFLOW_MODEL__NAME): cannot load model" in err
+
+
+def test_generate_writes_one_suggestion_per_valid_product(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    tiny_model_dir: Path,
+) -> None:
+    monkeypatch.setenv("COPYFLOW_MODEL__NAME", str(tiny_model_dir))
+    monkeypatch.setenv("COPYFLOW_MODEL__MAX_NEW_TOKENS", "8")
+    products = tmp_path / "products.jsonl"
+    products.write_text(
+        json.dumps({"product_id": "a", "title": "red mug"})
+        + "\n"
+        + "\n"
+        + "{broken\n"
+        + json.dumps({"product_id": "b", "title": "blue lamp", "channels": ["amazon", "ebay"]})
+        + "\n"
+    )
+    output = tmp_path / "suggestions.jsonl"
+    assert (
+        main(["generate", "--input", str(products), "--output", str(output), "--tenant", "shop-1"])
+        == 0
+    )
+    suggestions = [Suggestion.model_validate_json(line) for line in output.read_text().splitlines()]
+    assert [(s.product_id, s.channel) for s in suggestions] == [
+        ("a", "default"),
+        ("b", "amazon"),
+        ("b", "ebay"),
+    ]
+    assert {s.tenant for s in suggestions} == {"shop-1"}
+    err = capsys.readouterr().err
+    assert f"{products}:3: decode: not JSON" in err
+    assert "3 lines: 3 suggestions" in err
