@@ -7,11 +7,15 @@ import ssl
 from typing import Any
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.settings import KafkaSettings, TopicSettings
 
 log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(ConnectionError):
+    pass
 
 
 def kafka_python_config(kafka: KafkaSettings) -> dict[str, Any]:
@@ -49,7 +53,13 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
         topics.feedback,
         topics.control,
     ]
-    admin = KafkaAdminClient(**kafka_python_config(kafka), client_id="copyflow-admin")
+    try:
+        admin = KafkaAdminClient(**kafka_python_config(kafka), client_id="copyflow-admin")
+    except KafkaError as exc:
+        raise BrokerUnavailable(
+            f"no Kafka broker answered at {kafka.bootstrap} "
+            f"(kafka.bootstrap, COPYFLOW_KAFKA__BOOTSTRAP): {exc}"
+        ) from None
     try:
         existing = set(admin.list_topics())
         missing = [name for name in names if name not in existing]

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from consumer.kafka import BrokerUnavailable
 from plugins.generators.smollm2 import ModelNotPrepared
 from schemas import Settings, SettingsError, load_settings
 
@@ -130,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # kafka-python logs every connection and offset reset at INFO
+        logging.getLogger("kafka").setLevel(logging.WARNING)
     try:
         settings = load_settings(args.config)
         result: int = args.func(args, settings)
@@ -137,3 +140,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, ModelNotPrepared) as exc:
         print(f"copyflow: {exc}", file=sys.stderr)
         return 2
+    except BrokerUnavailable as exc:
+        print(f"copyflow: {exc}", file=sys.stderr)
+        return 1

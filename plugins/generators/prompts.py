@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from schemas import Product
 
 _MAX_FIELD_CHARS = 400
+# About 400 tokens: with the instructions the prompt stays inside model.max_input_tokens, so
+# the tokenizer never has to cut it (a cut prompt loses its end-of-turn marker).
+_MAX_PRODUCT_CHARS = 1600
 
 _SYSTEM_V1 = (
     "You write e-commerce product copy. Use only facts given in the product data; "
@@ -42,7 +45,15 @@ def render_product(product: Product) -> str:
     if product.description:
         lines.append(f"description: {product.description}")
     # One line per field and no backtick fences: product text cannot leave the data block.
-    return "\n".join(_clip(" ".join(line.replace("`", "'").split())) for line in lines)
+    rendered: list[str] = []
+    budget = _MAX_PRODUCT_CHARS
+    for line in lines:
+        clipped = _clip(" ".join(line.replace("`", "'").split()))
+        if len(clipped) > budget:
+            break
+        rendered.append(clipped)
+        budget -= len(clipped) + 1
+    return "\n".join(rendered)
 
 
 def _clip(text: str) -> str:

@@ -82,3 +82,14 @@ def test_generate_writes_one_suggestion_per_valid_product(
     err = capsys.readouterr().err
     assert f"{products}:3: decode: not JSON" in err
     assert "3 lines: 3 suggestions" in err
+
+
+def test_unreachable_broker_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tiny_model_dir: Path
+) -> None:
+    from copyflow.embedded import free_port
+
+    monkeypatch.setenv("COPYFLOW_KAFKA__BOOTSTRAP", f"127.0.0.1:{free_port()}")
+    monkeypatch.setenv("COPYFLOW_MODEL__NAME", str(tiny_model_dir))
+    assert main(["worker"]) == 1
+    assert "no Kafka broker answered at 127.0.0.1:" in capsys.readouterr().err
