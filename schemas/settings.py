@@ -80,7 +80,7 @@ class ModelSettings(_Section):
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_new_tokens: int = Field(default=80, ge=8, le=2048)
-    max_input_tokens: int = Field(default=512, ge=32, le=32768)
+    max_input_tokens: int = Field(default=1024, ge=32, le=32768)
     batch_size: int = Field(default=8, ge=1, le=1024)
     prompt_version: str = "v1"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from plugins.generators.base import MANIFEST, GenerationRequest, GenerationResult
 from plugins.generators.parsing import ParseError, parse_copy
@@ -64,7 +64,7 @@ class TransformersGenerator:
         device: str = "auto",
         dtype: str = "auto",
         max_new_tokens: int = 80,
-        max_input_tokens: int = 512,
+        max_input_tokens: int = 1024,
         batch_size: int = 8,
     ) -> None:
         self.device = resolve_device(device)
@@ -98,38 +98,82 @@ class TransformersGenerator:
         return text
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        results: list[GenerationResult] = []
-        for start in range(0, len(requests), self.batch_size):
-            results.extend(self._generate_batch(requests[start : start + self.batch_size]))
-        return results
+        """Generate for any number of requests: prompts of similar length share a batch."""
+        token_ids = [self._token_ids(request) for request in requests]
+        results: list[GenerationResult | None] = [None] * len(requests)
+        fitting = []
+        for index, ids in enumerate(token_ids):
+            if len(ids) > self.max_input_tokens:
+                results[index] = GenerationResult(
+                    "",
+                    None,
+                    None,
+                    f"prompt has {len(ids)} tokens, more than max_input_tokens "
+                    f"{self.max_input_tokens}",
+                    len(ids),
+                    0,
+                )
+            else:
+                fitting.append(index)
+        fitting.sort(key=lambda index: len(token_ids[index]))
+        for start in range(0, len(fitting), self.batch_size):
+            chunk = fitting[start : start + self.batch_size]
+            for index, result in zip(
+                chunk, self._generate_batch([token_ids[i] for i in chunk]), strict=True
+            ):
+                results[index] = result
+        return [result for result in results if result is not None]
 
-    def _generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        prompts = [self.render(request) for request in requests]
-        encoded = self.tokenizer(
-            prompts,
-            return_tensors="pt",
-            padding=True,
-            truncation=True,
-            max_length=self.max_input_tokens,
-            add_special_tokens=False,
-        ).to(self.device)
+    def _token_ids(self, request: GenerationRequest) -> list[int]:
+        ids: list[int] = self.tokenizer(self.render(request), add_special_tokens=False).input_ids
+        return ids
+
+    def _generate_batch(self, token_ids: Sequence[list[int]]) -> list[GenerationResult]:
+        """One forward batch. The prompts' common prefix (instructions and example) is run
+        once and its KV cache shared by every row; rows are laid out as
+        [prefix][padding][own suffix], the mask hiding the padding (positions skip it)."""
+        pad = self.tokenizer.pad_token_id
+        prefix = _common_prefix_length(token_ids) if len(token_ids) > 1 else 0
+        suffixes = [ids[prefix:] for ids in token_ids]
+        width = max(len(suffix) for suffix in suffixes)
+        rows = [token_ids[0][:prefix] + [pad] * (width - len(s)) + s for s in suffixes]
+        mask = [[1] * prefix + [0] * (width - len(s)) + [1] * len(s) for s in suffixes]
+        input_ids = torch.tensor(rows, device=self.device)
+        attention_mask = torch.tensor(mask, device=self.device)
         with torch.inference_mode():
+            cache = None
+            if prefix:
+                cache = DynamicCache(config=self.model.config)
+                self.model(input_ids=input_ids[:1, :prefix], past_key_values=cache, use_cache=True)
+                cache.batch_repeat_interleave(len(rows))
             output = self.model.generate(
-                **encoded,
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                past_key_values=cache,
                 max_new_tokens=self.max_new_tokens,
                 do_sample=False,
-                pad_token_id=self.tokenizer.pad_token_id,
+                pad_token_id=pad,
                 eos_token_id=self.tokenizer.eos_token_id,
             )
-        prompt_len = encoded["input_ids"].shape[1]
-        prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
         results = []
-        for row, n_prompt in zip(output, prompt_tokens, strict=True):
-            new = row[prompt_len:]
-            new_tokens = int((new != self.tokenizer.pad_token_id).sum())
+        for row, ids in zip(output, token_ids, strict=True):
+            new = row[input_ids.shape[1] :]
+            new_tokens = int((new != pad).sum())
             text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
-            results.append(_parsed(text, int(n_prompt), new_tokens))
+            results.append(_parsed(text, len(ids), new_tokens))
         return results
+
+
+def _common_prefix_length(token_ids: Sequence[list[int]]) -> int:
+    """Tokens every prompt starts with, leaving each at least one token of its own."""
+    first = token_ids[0]
+    length = min(len(ids) for ids in token_ids) - 1
+    for ids in token_ids[1:]:
+        same = 0
+        while same < length and ids[same] == first[same]:
+            same += 1
+        length = same
+    return max(length, 0)
 
 
 def _parsed(text: str, prompt_tokens: int, new_tokens: int) -> GenerationResult:

@@ -37,6 +37,15 @@ def test_one_result_per_request_in_order(generator: TransformersGenerator) -> No
         assert result.prompt_tokens == len(generator.tokenizer(generator.render(request)).input_ids)
 
 
+def test_a_prompt_over_the_input_budget_is_a_recorded_failure(tiny_model_dir: Path) -> None:
+    small = TransformersGenerator(
+        str(tiny_model_dir), get_prompt("v1"), device="cpu", max_new_tokens=4, max_input_tokens=64
+    )
+    results = small.generate(requests(3))
+    assert len(results) == 3
+    assert all("more than max_input_tokens 64" in (r.parse_error or "") for r in results)
+
+
 def test_batches_larger_than_batch_size_are_split(generator: TransformersGenerator) -> None:
     assert len(generator.generate(requests(19))) == 19
 
