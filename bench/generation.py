@@ -28,13 +28,13 @@ from schemas import Settings
 
 
 def run_naive(location: str, prompts: list[str], max_new_tokens: int) -> tuple[list[str], float]:
-    generate: Any = pipeline("text-generation", model=location, device="cpu",
-                             dtype=torch.float32)
+    generate: Any = pipeline("text-generation", model=location, device="cpu", dtype=torch.float32)
     texts = []
     started = time.perf_counter()
     for prompt in prompts:
-        out = generate(prompt, max_new_tokens=max_new_tokens, do_sample=False,
-                       return_full_text=False)
+        out = generate(
+            prompt, max_new_tokens=max_new_tokens, do_sample=False, return_full_text=False
+        )
         texts.append(out[0]["generated_text"].strip())
     return texts, time.perf_counter() - started
 
@@ -53,8 +53,14 @@ def main() -> None:
     products = myntra_products(count)
     requests = [GenerationRequest(p, "default") for p in products]
 
-    ours = TransformersGenerator(location, get_prompt("v1"), device="cpu", dtype="float32",
-                                 max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    ours = TransformersGenerator(
+        location,
+        get_prompt("v1"),
+        device="cpu",
+        dtype="float32",
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+    )
     prompts = [ours.render(r) for r in requests]
 
     naive_texts, naive_s = run_naive(location, prompts, args.max_new_tokens)
@@ -79,11 +85,15 @@ def main() -> None:
         "identical_outputs": identical,
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
-    print(f"naive    {figures['naive_products_per_s']:8.2f} products/s  "
-          f"{figures['naive_tokens_per_s']:8.1f} tokens/s")
-    print(f"copyflow {figures['copyflow_products_per_s']:8.2f} products/s  "
-          f"{figures['copyflow_tokens_per_s']:8.1f} tokens/s  ratio {figures['ratio']}x  "
-          f"identical {identical}/{count}")
+    print(
+        f"naive    {figures['naive_products_per_s']:8.2f} products/s  "
+        f"{figures['naive_tokens_per_s']:8.1f} tokens/s"
+    )
+    print(
+        f"copyflow {figures['copyflow_products_per_s']:8.2f} products/s  "
+        f"{figures['copyflow_tokens_per_s']:8.1f} tokens/s  ratio {figures['ratio']}x  "
+        f"identical {identical}/{count}"
+    )
     report(figures, args.output)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import faust
@@ -14,6 +14,7 @@ from faust.types import EventT, StreamT
 from consumer.dead_letters import DeadLetter
 from consumer.kafka import ssl_context
 from consumer.pipeline import Job, Pipeline, jobs_for
+from consumer.pool import WorkerPool
 from schemas import Settings, Suggestion
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,13 @@ def create_app(settings: Settings) -> faust.App:
 class Copywriter:
     """Owns the commit protocol: an event's offset is acked only after its outputs are durable."""
 
-    def __init__(self, app: faust.App, settings: Settings, pipeline: Pipeline) -> None:
+    def __init__(
+        self, app: faust.App, settings: Settings, pipeline: Pipeline, pool: WorkerPool
+    ) -> None:
         self.app = app
         self.settings = settings
         self.pipeline = pipeline
+        self.pool = pool
         topics = settings.topics
         self.source = app.topic(
             topics.products,
@@ -74,13 +78,12 @@ class Copywriter:
         self.dead_letters = app.topic(
             topics.products_dlq, key_serializer="raw", value_serializer="raw"
         )
-        # One thread: generation holds the model; the event loop only awaits it.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
         app.agent(self.source, name="copywriter")(self._agent)
 
     async def _agent(self, agent_stream: StreamT[Any]) -> None:
         worker = self.settings.worker
         stream = cast(faust.Stream[bytes], agent_stream)
+        await self.pool.ready()
         async for batch in stream.noack_take(worker.take_batch, within=worker.take_within_s):
             # noack_take yields the events themselves (so they can be acked), not values.
             events = cast(Sequence[EventT], batch)
@@ -97,7 +100,7 @@ class Copywriter:
         """The commit protocol for one batch of events, in order:
 
         1. decode and validate each event; an invalid one becomes a dead letter.
-        2. generate for every (valid event, channel), off the event loop.
+        2. generate for every (valid event, channel) in the worker pool, and check.
         3. publish each suggestion, keyed by product id, and each dead letter.
         4. wait until the broker has acknowledged every publish.
         5. ack the events; only acked offsets are ever committed, so a crash before
@@ -116,9 +119,11 @@ class Copywriter:
                 jobs.append(job)
                 owners.append(event)
 
-        # 2. generate
-        loop = asyncio.get_running_loop()
-        outcomes = await loop.run_in_executor(self._executor, self.pipeline.run, jobs)
+        # 2. generate and check
+        started = time.perf_counter()
+        results = await self.pool.generate([job.request for job in jobs])
+        latency_ms = (time.perf_counter() - started) * 1000
+        outcomes = self.pipeline.build_all(jobs, results, self.pool.model_info, latency_ms)
 
         # 3. publish
         deliveries: list[Awaitable[Any]] = []

@@ -55,10 +55,41 @@ def jobs_for(event: ProductEvent) -> list[Job]:
     return [Job(event, channel) for channel in dict.fromkeys(event.data.channels)]
 
 
+def generate_splitting(
+    generator: Generator, requests: Sequence[GenerationRequest]
+) -> list[GenerationResult | DeadLetter]:
+    """Generate for a batch; when the batch fails (out of memory, or any error), split it and
+    retry the halves, so that one bad request becomes one dead letter and its neighbours
+    still get their copy."""
+    if not requests:
+        return []
+    try:
+        return list(generator.generate(requests))
+    except Exception as exc:
+        if len(requests) == 1:
+            return [DeadLetter("generation", f"{type(exc).__name__}: {exc}")]
+        log.warning(
+            "batch of %d failed (%s: %s); splitting it", len(requests), type(exc).__name__, exc
+        )
+        _release_accelerator_memory()
+    middle = len(requests) // 2
+    return generate_splitting(generator, requests[:middle]) + generate_splitting(
+        generator, requests[middle:]
+    )
+
+
+def _release_accelerator_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class Pipeline:
-    def __init__(self, adapter: CatalogAdapter, generator: Generator, max_event_bytes: int):
+    """Decode and build: the steps around generation, the same in the worker and the CLI."""
+
+    def __init__(self, adapter: CatalogAdapter, max_event_bytes: int):
         self.adapter = adapter
-        self.generator = generator
         self.max_event_bytes = max_event_bytes
 
     def decode(self, raw: bytes | None) -> ProductEvent | DeadLetter:
@@ -75,27 +106,10 @@ class Pipeline:
         except InvalidEvent as exc:
             return DeadLetter(exc.kind, exc.reason)
 
-    def generate(self, jobs: Sequence[Job]) -> list[GenerationResult | DeadLetter]:
-        """Step: generate for a batch; a failing batch is retried one job at a time so that
-        one bad request becomes one dead letter instead of failing its neighbours."""
-        if not jobs:
-            return []
-        requests = [job.request for job in jobs]
-        try:
-            return list(self.generator.generate(requests))
-        except Exception as batch_error:  # any batch-level failure, e.g. out of memory
-            log.warning("batch of %d failed (%s); retrying one by one", len(jobs), batch_error)
-        results: list[GenerationResult | DeadLetter] = []
-        for request in requests:
-            try:
-                results.extend(self.generator.generate([request]))
-            except Exception as exc:
-                results.append(DeadLetter("generation", f"{type(exc).__name__}: {exc}"))
-        return results
-
-    def build(self, job: Job, result: GenerationResult, latency_ms: float) -> Suggestion:
+    def build(
+        self, job: Job, result: GenerationResult, model: ModelInfo, latency_ms: float
+    ) -> Suggestion:
         """Step: check the generated copy and build the Suggestion (fallback if it fails)."""
-        model = self.generator.model_info
         product = job.event.data
         checks = [
             CheckResult(
@@ -126,12 +140,21 @@ class Pipeline:
             input=product,
         )
 
-    def run(self, jobs: Sequence[Job]) -> list[Suggestion | DeadLetter]:
-        """Generate and build for a batch of jobs (blocking: call it off the event loop)."""
-        started = time.perf_counter()
-        results = self.generate(jobs)
-        latency_ms = (time.perf_counter() - started) * 1000
+    def build_all(
+        self,
+        jobs: Sequence[Job],
+        results: Sequence[GenerationResult | DeadLetter],
+        model: ModelInfo,
+        latency_ms: float,
+    ) -> list[Suggestion | DeadLetter]:
         return [
-            result if isinstance(result, DeadLetter) else self.build(job, result, latency_ms)
+            result if isinstance(result, DeadLetter) else self.build(job, result, model, latency_ms)
             for job, result in zip(jobs, results, strict=True)
         ]
+
+    def run(self, generator: Generator, jobs: Sequence[Job]) -> list[Suggestion | DeadLetter]:
+        """Generate in this process and build (blocking; for `copyflow generate`)."""
+        started = time.perf_counter()
+        results = generate_splitting(generator, [job.request for job in jobs])
+        latency_ms = (time.perf_counter() - started) * 1000
+        return self.build_all(jobs, results, generator.model_info, latency_ms)

@@ -18,25 +18,27 @@ log = logging.getLogger("copyflow")
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from consumer.worker import run_worker
-    from copyflow.wiring import build_pipeline
+    from copyflow.wiring import build_pipeline, build_pool
 
-    run_worker(settings, build_pipeline(settings))
+    run_worker(settings, build_pipeline(settings), build_pool(settings))
     return 0
 
 
 def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from copyflow.generate import generate_file
-    from copyflow.wiring import build_pipeline
+    from copyflow.wiring import build_generator, build_pipeline
 
     if not args.input.is_file():
         print(f"copyflow generate: {args.input}: no such file", file=sys.stderr)
         return 2
     pipeline = build_pipeline(settings)
+    generator = build_generator(settings)
+    batch = settings.model.batch_size
     if args.output is None:
-        summary = generate_file(pipeline, args.input, sys.stdout, tenant=args.tenant)
+        summary = generate_file(pipeline, generator, args.input, sys.stdout, args.tenant, batch)
     else:
         with args.output.open("w") as out:
-            summary = generate_file(pipeline, args.input, out, tenant=args.tenant)
+            summary = generate_file(pipeline, generator, args.input, out, args.tenant, batch)
     for number, letter in summary.invalid:
         print(f"{args.input}:{number}: {letter.kind}: {letter.reason}", file=sys.stderr)
     for letter in summary.failed:

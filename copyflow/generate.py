@@ -12,6 +12,7 @@ from typing import IO
 
 from consumer.dead_letters import DeadLetter
 from consumer.pipeline import Job, Pipeline, jobs_for
+from plugins.generators import Generator
 from schemas import ProductEvent, Suggestion
 
 
@@ -54,13 +55,18 @@ def _as_event(line: bytes, path: Path, number: int, tenant: str) -> bytes:
 
 
 def generate_file(
-    pipeline: Pipeline, path: Path, out: IO[str], tenant: str = "default", batch: int = 16
+    pipeline: Pipeline,
+    generator: Generator,
+    path: Path,
+    out: IO[str],
+    tenant: str = "default",
+    batch: int = 16,
 ) -> GenerateSummary:
     summary = GenerateSummary()
     pending: list[Job] = []
 
     def flush() -> None:
-        for outcome in pipeline.run(pending):
+        for outcome in pipeline.run(generator, pending):
             if isinstance(outcome, Suggestion):
                 out.write(outcome.model_dump_json() + "\n")
                 summary.suggestions += 1

@@ -6,9 +6,10 @@ import logging
 from pathlib import Path
 
 from consumer.pipeline import Pipeline
+from consumer.pool import WorkerPool, resolve_devices
 from plugins.catalog import JsonCatalogAdapter
 from plugins.generators import get_prompt
-from plugins.generators.hf import TransformersGenerator
+from plugins.generators.hf import TransformersGenerator, TransformersSpec
 from plugins.generators.smollm2 import DEFAULT_MODEL, prepare_default_model
 from schemas import Settings, SettingsError
 from schemas.settings import setting_env_name
@@ -25,35 +26,53 @@ def model_location(settings: Settings) -> str:
     return str(local) if local.is_dir() else name
 
 
-def build_generator(settings: Settings) -> TransformersGenerator:
+def build_spec(settings: Settings) -> TransformersSpec:
     model = settings.model
     try:
-        prompt = get_prompt(model.prompt_version)
+        get_prompt(model.prompt_version)
     except ValueError as exc:
-        raise _setting_error(("model", "prompt_version"), str(exc)) from None
-    location = model_location(settings)
-    try:
-        return TransformersGenerator(
-            location,
-            prompt,
-            name=model.name,
-            device=model.device,
-            dtype=model.dtype,
-            max_new_tokens=model.max_new_tokens,
-            max_input_tokens=model.max_input_tokens,
-            batch_size=model.batch_size,
-        )
-    except (OSError, ValueError) as exc:
-        raise _setting_error(("model", "name"), f"cannot load model {location!r}: {exc}") from None
-
-
-def build_pipeline(settings: Settings) -> Pipeline:
-    return Pipeline(
-        JsonCatalogAdapter(), build_generator(settings), settings.worker.max_event_bytes
+        raise setting_error(("model", "prompt_version"), str(exc)) from None
+    return TransformersSpec(
+        location=model_location(settings),
+        prompt_version=model.prompt_version,
+        name=model.name,
+        dtype=model.dtype,
+        max_new_tokens=model.max_new_tokens,
+        max_input_tokens=model.max_input_tokens,
+        batch_size=model.batch_size,
     )
 
 
-def _setting_error(loc: tuple[str, ...], message: str) -> SettingsError:
+def build_generator(settings: Settings) -> TransformersGenerator:
+    """A generator in this process, on the first configured device (for `copyflow generate`)."""
+    spec = build_spec(settings)
+    try:
+        return spec.build(resolve_devices(settings.pool.devices)[0])
+    except (OSError, ValueError) as exc:
+        raise model_error(spec.location, exc) from None
+
+
+def build_pool(settings: Settings) -> WorkerPool:
+    pool = settings.pool
+    return WorkerPool(
+        build_spec(settings),
+        resolve_devices(pool.devices),
+        max_batch=settings.model.batch_size,
+        max_wait_s=pool.max_wait_s,
+        capacity=pool.capacity,
+        threads_per_cpu_worker=pool.threads_per_cpu_worker,
+    )
+
+
+def build_pipeline(settings: Settings) -> Pipeline:
+    return Pipeline(JsonCatalogAdapter(), settings.worker.max_event_bytes)
+
+
+def model_error(location: str, exc: BaseException) -> SettingsError:
+    return setting_error(("model", "name"), f"cannot load model {location!r}: {exc}")
+
+
+def setting_error(loc: tuple[str, ...], message: str) -> SettingsError:
     return SettingsError(
         f"invalid settings:\n  {'.'.join(loc)} ({setting_env_name(loc)}): {message}"
     )

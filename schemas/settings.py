@@ -77,19 +77,30 @@ class ModelSettings(_Section):
         "a local model directory, or a hub id where a hub is reachable.",
     )
     cache_dir: Path = Field(default=Path("~/.cache/copyflow/models"))
-    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_new_tokens: int = Field(default=80, ge=8, le=2048)
     max_input_tokens: int = Field(default=1024, ge=32, le=32768)
-    batch_size: int = Field(default=8, ge=1, le=1024)
+    batch_size: int = Field(default=32, ge=1, le=1024, description="Requests per batch.")
     prompt_version: str = "v1"
+
+
+class PoolSettings(_Section):
+    devices: str = Field(
+        default="auto",
+        pattern=r"^(auto|(cpu|cuda(:\d+)?)(,(cpu|cuda(:\d+)?))*)$",
+        description="'auto' (every GPU, else one CPU process per core, up to 4) or a comma "
+        "list; a repeated device gets several processes: 'cpu,cpu', 'cuda:0,cuda:1'.",
+    )
+    threads_per_cpu_worker: int | None = Field(default=None, ge=1)
+    max_wait_s: float = Field(default=0.05, ge=0, description="Longest wait to fill a batch.")
+    capacity: int = Field(default=256, ge=1, description="Requests queued or generating.")
 
 
 class WorkerSettings(_Section):
     max_event_bytes: int = Field(
         default=1_048_576, ge=1024, description="Larger events are dead-lettered."
     )
-    take_batch: int = Field(default=16, ge=1, description="Events taken from the stream at once.")
+    take_batch: int = Field(default=64, ge=1, description="Events taken from the stream at once.")
     take_within_s: float = Field(default=0.5, gt=0, description="Max wait to fill a take.")
     data_dir: Path = Field(default=Path("~/.cache/copyflow/worker"))
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -106,6 +117,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    pool: PoolSettings = Field(default_factory=PoolSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @classmethod

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from plugins.generators.base import MANIFEST, GenerationRequest, GenerationResult
 from plugins.generators.parsing import ParseError, parse_copy
-from plugins.generators.prompts import PromptTemplate
+from plugins.generators.prompts import PromptTemplate, get_prompt
 from schemas import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,31 @@ def model_revision(location: str) -> str:
     for weights in sorted(path.glob("*.safetensors")):
         digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
     return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class TransformersSpec:
+    """Everything needed to build the generator again in another process (picklable)."""
+
+    location: str
+    prompt_version: str
+    name: str | None = None
+    dtype: str = "auto"
+    max_new_tokens: int = 80
+    max_input_tokens: int = 1024
+    batch_size: int = 8
+
+    def build(self, device: str) -> TransformersGenerator:
+        return TransformersGenerator(
+            self.location,
+            get_prompt(self.prompt_version),
+            name=self.name,
+            device=device,
+            dtype=self.dtype,
+            max_new_tokens=self.max_new_tokens,
+            max_input_tokens=self.max_input_tokens,
+            batch_size=self.batch_size,
+        )
 
 
 class TransformersGenerator:

@@ -44,12 +44,14 @@ def event(i: int, **product: object) -> ProductEvent:
     return ProductEvent.model_validate(product_event(i, **product))
 
 
-def test_a_failing_request_becomes_one_dead_letter(generator: TransformersGenerator) -> None:
+def test_a_failing_batch_is_split_until_one_dead_letter_remains(
+    generator: TransformersGenerator,
+) -> None:
     failing = FailsOnProduct(generator, poisoned="p-2")
-    pipeline = Pipeline(JsonCatalogAdapter(), failing, max_event_bytes=1 << 20)
+    pipeline = Pipeline(JsonCatalogAdapter(), max_event_bytes=1 << 20)
     jobs = [job for i in range(4) for job in jobs_for(event(i))]
-    outcomes = pipeline.run(jobs)
-    assert failing.calls == [4, 1, 1, 1, 1]
+    outcomes = pipeline.run(failing, jobs)
+    assert failing.calls == [4, 2, 2, 1, 1]  # halves, then the failing half's halves
     assert [type(o).__name__ for o in outcomes] == [
         "Suggestion",
         "Suggestion",
@@ -67,8 +69,8 @@ def test_one_job_per_distinct_channel() -> None:
 
 
 def build(generator: TransformersGenerator, result: GenerationResult) -> Suggestion:
-    pipeline = Pipeline(JsonCatalogAdapter(), generator, max_event_bytes=1 << 20)
-    return pipeline.build(Job(event(1), "default"), result, latency_ms=5.0)
+    pipeline = Pipeline(JsonCatalogAdapter(), max_event_bytes=1 << 20)
+    return pipeline.build(Job(event(1), "default"), result, generator.model_info, latency_ms=5.0)
 
 
 def test_parsed_copy_is_used(generator: TransformersGenerator) -> None:
@@ -110,7 +112,7 @@ def test_suggestion_id_changes_with_every_versioned_input() -> None:
 
 
 def test_oversized_and_empty_messages_are_dead_letters(generator: TransformersGenerator) -> None:
-    pipeline = Pipeline(JsonCatalogAdapter(), generator, max_event_bytes=2048)
+    pipeline = Pipeline(JsonCatalogAdapter(), max_event_bytes=2048)
     oversized = pipeline.decode(b"{" + b" " * 4096 + b"}")
     assert isinstance(oversized, DeadLetter) and oversized.kind == "oversize"
     empty = pipeline.decode(None)

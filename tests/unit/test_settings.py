@@ -37,7 +37,7 @@ def test_nested_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("COPYFLOW_KAFKA__BOOTSTRAP", "no-port", "kafka.bootstrap (COPYFLOW_KAFKA__BOOTSTRAP)"),
         ("COPYFLOW_MODEL__MAX_NEW_TOKENS", "0", "model.max_new_tokens"),
-        ("COPYFLOW_MODEL__DEVICE", "tpu", "COPYFLOW_MODEL__DEVICE"),
+        ("COPYFLOW_POOL__DEVICES", "cpu,tpu", "pool.devices (COPYFLOW_POOL__DEVICES)"),
         ("COPYFLOW_TOPICS__PARTITIONS", "many", "COPYFLOW_TOPICS__PARTITIONS"),
         ("COPYFLOW_MODEL__TEMPERATURE", "0.7", "COPYFLOW_MODEL__TEMPERATURE"),
     ],

@@ -1,0 +1,359 @@
+"""The worker pool: one spawned process per device slot, each owning its model.
+
+The event loop side never blocks: requests wait in a bounded queue, a dispatcher forms
+micro-batches (closed at ``max_batch`` requests or ``max_wait_s`` after the oldest arrived,
+grouped by prompt length) and hands each to an idle process. A reader thread per process turns
+its answers into future results. A process that dies is restarted and its batch re-queued; a
+request that was in a crash is retried alone, and after ``max_attempts`` crashes it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from consumer.dead_letters import DeadLetter
+from consumer.pipeline import generate_splitting
+from plugins.generators import GenerationRequest, GenerationResult
+from plugins.generators.hf import TransformersSpec
+from plugins.generators.prompts import render_product
+from schemas import ModelInfo
+
+log = logging.getLogger(__name__)
+
+Outcome = GenerationResult | DeadLetter
+
+
+class PoolError(RuntimeError):
+    """The pool could not start (for example, a worker process could not load the model)."""
+
+
+@dataclass
+class PoolStats:
+    """Counters for metrics: queue depth, in-flight work, batch sizes, restarts."""
+
+    queued: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    batches: int = 0
+    batch_sizes: dict[int, int] = field(default_factory=dict)
+    restarts: int = 0
+    requests_failed: int = 0
+
+
+@dataclass
+class _Request:
+    id: int
+    request: GenerationRequest
+    future: asyncio.Future[Outcome]
+    length: int
+    enqueued: float
+    attempts: int = 0
+
+
+@dataclass
+class _Slot:
+    index: int
+    device: str
+    process: BaseProcess
+    conn: Connection
+    ready: bool = False
+    batch: list[_Request] | None = None
+
+
+def _child_main(spec: TransformersSpec, device: str, threads: int, conn: Connection) -> None:
+    """A worker process: load the model, then answer batches until told to stop (None)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        generator = spec.build(device)
+    except Exception as exc:
+        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", generator.model_info))
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:  # the parent is gone
+            return
+        if message is None:
+            return
+        batch_id, requests = message
+        conn.send(("done", batch_id, generate_splitting(generator, requests)))
+
+
+def resolve_devices(devices: str) -> list[str]:
+    """'auto': every CUDA device, else one CPU slot per core; or an explicit comma list,
+    where a repeated device gets several worker processes ('cpu,cpu', 'cuda:0,cuda:0')."""
+    if devices != "auto":
+        return [device.strip() for device in devices.split(",")]
+    import torch
+
+    if torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return ["cpu"] * max(1, min(os.cpu_count() or 1, 4))
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        spec: TransformersSpec,
+        devices: Sequence[str],
+        *,
+        max_batch: int,
+        max_wait_s: float,
+        capacity: int,
+        threads_per_cpu_worker: int | None = None,
+        max_attempts: int = 3,
+        start_timeout_s: float = 300.0,
+    ) -> None:
+        self.spec = spec
+        self.devices = list(devices)
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.capacity = capacity
+        cpu_workers = sum(d == "cpu" for d in self.devices) or 1
+        self.threads = threads_per_cpu_worker or max(1, (os.cpu_count() or 1) // cpu_workers)
+        self.max_attempts = max_attempts
+        self.start_timeout_s = start_timeout_s
+        self.stats = PoolStats()
+        self._context = multiprocessing.get_context("spawn")  # never fork with CUDA
+        self._ids = itertools.count()
+        self._pending: deque[_Request] = deque()
+        self._slots: list[_Slot] = []
+        self._model_info: ModelInfo | None = None
+        self._closing = False
+        self._running = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._capacity: asyncio.Semaphore | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._started: asyncio.Future[None] | None = None
+        self._ready = asyncio.Event()
+
+    @property
+    def model_info(self) -> ModelInfo:
+        if self._model_info is None:
+            raise RuntimeError("the pool has not started")
+        return self._model_info
+
+    async def ready(self) -> None:
+        """Wait until start() has finished."""
+        await self._ready.wait()
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._capacity = asyncio.Semaphore(self.capacity)
+        self._started = self._loop.create_future()
+        for index, device in enumerate(self.devices):
+            self._slots.append(self._spawn(index, device))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._started), self.start_timeout_s)
+        except BaseException:
+            await self._terminate()
+            raise
+        self._running = True
+        self._ready.set()
+        self._dispatcher = self._loop.create_task(self._dispatch(), name="pool-dispatcher")
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Outcome]:
+        """Queue the requests (waiting for room when the pool is full) and await their results,
+        in order."""
+        assert self._loop is not None and self._capacity is not None and self._wake is not None
+        if self._closing:
+            raise PoolError("the pool is shutting down")
+        futures = []
+        for request in requests:
+            await self._capacity.acquire()
+            future: asyncio.Future[Outcome] = self._loop.create_future()
+            future.add_done_callback(self._release)
+            self._pending.append(
+                _Request(
+                    next(self._ids),
+                    request,
+                    future,
+                    len(render_product(request.product)),
+                    time.monotonic(),
+                )
+            )
+            self.stats.in_flight += 1
+            self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+            self.stats.queued = len(self._pending)
+            futures.append(future)
+            self._wake.set()
+        return list(await asyncio.gather(*futures))
+
+    async def close(self, drain_timeout_s: float = 600.0) -> None:
+        """Finish what was queued, then stop the processes."""
+        self._closing = True
+        if self._wake is not None:
+            self._wake.set()
+        deadline = time.monotonic() + drain_timeout_s
+        while self.stats.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+        await self._terminate()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _release(self, _: asyncio.Future[Outcome]) -> None:
+        assert self._capacity is not None
+        self.stats.in_flight -= 1
+        self._capacity.release()
+
+    def _spawn(self, index: int, device: str) -> _Slot:
+        parent, child = self._context.Pipe()
+        threads = self.threads if device == "cpu" else 1
+        process = self._context.Process(
+            target=_child_main,
+            args=(self.spec, device, threads, child),
+            name=f"copyflow-generator-{index}",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        slot = _Slot(index, device, process, parent)
+        threading.Thread(
+            target=self._read, args=(slot,), daemon=True, name=f"pool-reader-{index}"
+        ).start()
+        return slot
+
+    def _read(self, slot: _Slot) -> None:
+        """Reader thread: forward each answer to the event loop; report a dead process."""
+        assert self._loop is not None
+        while True:
+            try:
+                message = slot.conn.recv()
+            except (EOFError, OSError):
+                self._call(self._on_exit, slot)
+                return
+            self._call(self._on_message, slot, message)
+
+    def _call(self, callback: Any, *args: Any) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # a closed loop: the pool is gone
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _on_message(self, slot: _Slot, message: tuple[Any, ...]) -> None:
+        assert self._wake is not None and self._started is not None
+        kind = message[0]
+        if kind == "ready":
+            slot.ready = True
+            self._model_info = message[1]
+            if not self._started.done() and all(s.ready for s in self._slots):
+                self._started.set_result(None)
+        elif kind == "failed":
+            if not self._started.done():
+                self._started.set_exception(PoolError(f"worker on {slot.device}: {message[1]}"))
+        elif kind == "done":
+            batch, slot.batch = slot.batch or [], None
+            for item, outcome in zip(batch, message[2], strict=True):
+                if not item.future.done():
+                    item.future.set_result(outcome)
+                    self.stats.requests_failed += isinstance(outcome, DeadLetter)
+        self._wake.set()
+
+    def _on_exit(self, slot: _Slot) -> None:
+        assert self._wake is not None
+        if self._closing and slot.batch is None:
+            return
+        slot.process.join(timeout=5)  # the pipe closed first; the exit code follows at once
+        code = slot.process.exitcode
+        if not self._running:  # still starting: a worker that cannot load fails the start
+            if self._started is not None and not self._started.done():
+                self._started.set_exception(
+                    PoolError(
+                        f"worker on {slot.device} exited with code {code} while loading the model"
+                    )
+                )
+            return
+        log.error("generator process on %s exited (code %s); restarting it", slot.device, code)
+        self.stats.restarts += 1
+        for item in reversed(slot.batch or []):
+            item.attempts += 1
+            if item.future.done():
+                continue
+            if item.attempts >= self.max_attempts:
+                item.future.set_result(
+                    DeadLetter(
+                        "generation",
+                        f"generator process died {item.attempts} times on this request "
+                        f"(last exit code {code})",
+                    )
+                )
+            else:
+                self._pending.appendleft(item)
+        slot.batch = None
+        self._slots[slot.index] = self._spawn(slot.index, slot.device)
+        self._wake.set()
+
+    async def _dispatch(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                idle = next((s for s in self._slots if s.ready and s.batch is None), None)
+                if idle is None:
+                    break
+                oldest = self._pending[0]
+                waited = time.monotonic() - oldest.enqueued
+                full = len(self._pending) >= self.max_batch or oldest.attempts > 0
+                if not (full or self._closing or waited >= self.max_wait_s):
+                    self._loop_call_later(self.max_wait_s - waited)
+                    break
+                self._send(idle, self._take_batch())
+            self.stats.queued = len(self._pending)
+
+    def _loop_call_later(self, delay: float) -> None:
+        assert self._loop is not None and self._wake is not None
+        self._loop.call_later(max(delay, 0.0), self._wake.set)
+
+    def _take_batch(self) -> list[_Request]:
+        """The oldest request and up to max_batch - 1 others nearest to it in prompt length;
+        a request that was in a crashed batch goes alone, so a poison request is isolated."""
+        oldest = self._pending.popleft()
+        if oldest.attempts > 0:
+            return [oldest]
+        others = sorted(
+            (r for r in self._pending if r.attempts == 0),
+            key=lambda r: abs(r.length - oldest.length),
+        )[: self.max_batch - 1]
+        chosen = {r.id for r in others}
+        self._pending = deque(r for r in self._pending if r.id not in chosen)
+        return [oldest, *others]
+
+    def _send(self, slot: _Slot, batch: list[_Request]) -> None:
+        slot.batch = batch
+        self.stats.batches += 1
+        self.stats.batch_sizes[len(batch)] = self.stats.batch_sizes.get(len(batch), 0) + 1
+        # If the process is gone, its reader thread sees the exit and re-queues this batch.
+        with contextlib.suppress(BrokenPipeError, OSError):
+            slot.conn.send((self.stats.batches, [item.request for item in batch]))
+
+    async def _terminate(self) -> None:
+        self._closing = True
+        for slot in self._slots:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                slot.conn.send(None)
+        for slot in self._slots:
+            await asyncio.to_thread(slot.process.join, 10)
+            if slot.process.is_alive():
+                slot.process.kill()
+                await asyncio.to_thread(slot.process.join, 5)
+            slot.conn.close()
