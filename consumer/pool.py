@@ -308,8 +308,8 @@ class WorkerPool:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                idle = next((s for s in self._slots if s.ready and s.batch is None), None)
-                if idle is None:
+                idle = [s for s in self._slots if s.ready and s.batch is None]
+                if not idle:
                     break
                 oldest = self._pending[0]
                 waited = time.monotonic() - oldest.enqueued
@@ -317,15 +317,17 @@ class WorkerPool:
                 if not (full or self._closing or waited >= self.max_wait_s):
                     self._loop_call_later(self.max_wait_s - waited)
                     break
-                self._send(idle, self._take_batch())
+                # Fewer requests than a full batch per idle process: share them out.
+                share = -(-len(self._pending) // len(idle))
+                self._send(idle[0], self._take_batch(min(self.max_batch, share)))
             self.stats.queued = len(self._pending)
 
     def _loop_call_later(self, delay: float) -> None:
         assert self._loop is not None and self._wake is not None
         self._loop.call_later(max(delay, 0.0), self._wake.set)
 
-    def _take_batch(self) -> list[_Request]:
-        """The oldest request and up to max_batch - 1 others nearest to it in prompt length;
+    def _take_batch(self, size: int) -> list[_Request]:
+        """The oldest request and up to size - 1 others nearest to it in prompt length;
         a request that was in a crashed batch goes alone, so a poison request is isolated."""
         oldest = self._pending.popleft()
         if oldest.attempts > 0:
@@ -333,7 +335,7 @@ class WorkerPool:
         others = sorted(
             (r for r in self._pending if r.attempts == 0),
             key=lambda r: abs(r.length - oldest.length),
-        )[: self.max_batch - 1]
+        )[: size - 1]
         chosen = {r.id for r in others}
         self._pending = deque(r for r in self._pending if r.id not in chosen)
         return [oldest, *others]
