@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Callable
 
@@ -146,3 +147,26 @@ def test_worker_killed_halfway_loses_no_event(
     for suggestion in out.suggestions:
         ids_per_product.setdefault(suggestion.product_id, set()).add(str(suggestion.suggestion_id))
     assert all(len(ids) == 1 for ids in ids_per_product.values())
+
+
+def test_sigterm_stops_cleanly_and_a_restart_finishes_the_work(
+    kafka_bootstrap: str,
+    topic_env: dict[str, str],
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    events = [encoded(product_event(i)) for i in range(100)]
+    slow = {"COPYFLOW_WORKER__TAKE_BATCH": "20", "COPYFLOW_MODEL__MAX_NEW_TOKENS": "128"}
+    first = start_worker(**slow)
+    produce(kafka_bootstrap, topic_env["COPYFLOW_TOPICS__PRODUCTS"], events)
+    reader = reader_for(kafka_bootstrap, topic_env)
+    try:
+        reader.wait_for(lambda o: len(o.product_ids()) >= 20, timeout_s=300, worker=first)
+        first.process.send_signal(signal.SIGTERM)
+        assert first.process.wait(timeout=120) == 0, first.log_tail()
+        assert "Traceback" not in first.log.read_text(), first.log_tail()
+
+        second = start_worker(**slow)
+        out = reader.wait_for(lambda o: len(o.product_ids()) == 100, timeout_s=300, worker=second)
+    finally:
+        reader.close()
+    assert out.product_ids() == {f"p-{i}" for i in range(100)}
