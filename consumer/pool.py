@@ -22,14 +22,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consumer.dead_letters import DeadLetter
 from consumer.pipeline import generate_splitting
 from plugins.generators import GenerationRequest, GenerationResult
-from plugins.generators.hf import TransformersSpec
 from plugins.generators.prompts import render_product
 from schemas import ModelInfo
+
+if TYPE_CHECKING:  # torch is imported only where generation runs
+    from plugins.generators.hf import TransformersSpec
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from consumer.kafka import BrokerUnavailable
+from consumer.pool import PoolError
 from plugins.generators.smollm2 import ModelNotPrepared
 from schemas import Settings, SettingsError, load_settings
 
@@ -145,3 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokerUnavailable as exc:
         print(f"copyflow: {exc}", file=sys.stderr)
         return 1
+    except PoolError as exc:
+        print(
+            f"copyflow: the generator processes could not start: {exc}\n"
+            "  check model.name (COPYFLOW_MODEL__NAME) and pool.devices "
+            "(COPYFLOW_POOL__DEVICES)",
+            file=sys.stderr,
+        )
+        return 2

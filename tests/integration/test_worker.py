@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +173,22 @@ def test_sigterm_stops_cleanly_and_a_restart_finishes_the_work(
     finally:
         reader.close()
     assert out.product_ids() == {f"p-{i}" for i in range(100)}
+
+
+def test_a_model_that_cannot_load_stops_the_worker_with_a_clear_error(
+    worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "copyflow", "worker"],
+        env={**worker_env, "COPYFLOW_MODEL__NAME": str(not_a_model)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "the generator processes could not start: worker on cpu" in done.stderr
+    assert "COPYFLOW_MODEL__NAME" in done.stderr
+    assert "Traceback" not in done.stderr
