@@ -21,6 +21,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from consumer import dead_letters
 from consumer.kafka import ensure_topics
+from consumer.pipeline import jobs_for
 from copyflow.embedded import TANSU_GROUP_ENV, EmbeddedBroker, stop_process
 from plugins.catalog import JsonCatalogAdapter
 from plugins.catalog.base import InvalidEvent
@@ -50,7 +51,7 @@ def expected_outputs(lines: list[bytes]) -> tuple[int, int]:
     suggestions = dead = 0
     for line in lines:
         try:
-            suggestions += len(dict.fromkeys(adapter.decode(line).data.channels))
+            suggestions += len(jobs_for(adapter.decode(line)))
         except InvalidEvent:
             dead += 1
     return suggestions, dead

@@ -59,6 +59,16 @@ def spec_for(
     )
 
 
+def pool_for(
+    spec: TransformersSpec,
+    devices: Sequence[str] = ("cpu",),
+    max_batch: int = 8,
+    max_wait_s: float = 0.01,
+    capacity: int = 64,
+) -> WorkerPool:
+    return WorkerPool(spec, devices, max_batch=max_batch, max_wait_s=max_wait_s, capacity=capacity)
+
+
 def requests(n: int, prefix: str = "p") -> list[GenerationRequest]:
     return [
         GenerationRequest(
@@ -89,9 +99,7 @@ def expected(tiny_model_dir: Path) -> Callable[[GenerationRequest], str]:
 def test_results_reach_their_own_callers_under_concurrency(
     tiny_model_dir: Path, expected: Callable[[GenerationRequest], str]
 ) -> None:
-    pool = WorkerPool(
-        spec_for(tiny_model_dir), ["cpu", "cpu"], max_batch=8, max_wait_s=0.02, capacity=64
-    )
+    pool = pool_for(spec_for(tiny_model_dir), devices=["cpu", "cpu"], max_wait_s=0.02)
     callers = [requests(5, prefix=f"c{c}-") for c in range(10)]
 
     async def body(pool: WorkerPool) -> list[list[Any]]:
@@ -104,7 +112,7 @@ def test_results_reach_their_own_callers_under_concurrency(
 
 
 def test_batches_close_at_max_batch_or_max_wait(tiny_model_dir: Path) -> None:
-    pool = WorkerPool(spec_for(tiny_model_dir), ["cpu"], max_batch=8, max_wait_s=0.3, capacity=64)
+    pool = pool_for(spec_for(tiny_model_dir), max_wait_s=0.3)
 
     async def body(pool: WorkerPool) -> None:
         await pool.generate(requests(8))  # full at once: one batch of 8
@@ -117,13 +125,7 @@ def test_batches_close_at_max_batch_or_max_wait(tiny_model_dir: Path) -> None:
 def test_killing_a_worker_mid_batch_loses_no_request(
     tiny_model_dir: Path, expected: Callable[[GenerationRequest], str]
 ) -> None:
-    pool = WorkerPool(
-        spec_for(tiny_model_dir, max_new_tokens=6),
-        ["cpu"],
-        max_batch=16,
-        max_wait_s=0.01,
-        capacity=64,
-    )
+    pool = pool_for(spec_for(tiny_model_dir, max_new_tokens=6), max_batch=16)
     batch = requests(16)
 
     async def body(pool: WorkerPool) -> list[Any]:
@@ -139,26 +141,14 @@ def test_killing_a_worker_mid_batch_loses_no_request(
 
 
 def test_out_of_memory_on_a_batch_of_8_ends_with_8_answers(tiny_model_dir: Path) -> None:
-    pool = WorkerPool(
-        spec_for(tiny_model_dir, cls=FailingSpec),
-        ["cpu"],
-        max_batch=8,
-        max_wait_s=0.01,
-        capacity=64,
-    )
+    pool = pool_for(spec_for(tiny_model_dir, cls=FailingSpec))
     results = with_pool(pool, lambda pool: pool.generate(requests(8)))
     assert len(results) == 8
     assert all(isinstance(r, GenerationResult) for r in results)
 
 
 def test_a_request_that_always_fails_becomes_a_dead_letter(tiny_model_dir: Path) -> None:
-    pool = WorkerPool(
-        spec_for(tiny_model_dir, cls=FailingSpec),
-        ["cpu"],
-        max_batch=8,
-        max_wait_s=0.01,
-        capacity=64,
-    )
+    pool = pool_for(spec_for(tiny_model_dir, cls=FailingSpec))
     batch = requests(3) + requests(1, prefix="poison") + requests(4, prefix="q")
     results = with_pool(pool, lambda pool: pool.generate(batch))
     kinds = [type(r).__name__ for r in results]
@@ -167,7 +157,7 @@ def test_a_request_that_always_fails_becomes_a_dead_letter(tiny_model_dir: Path)
 
 
 def test_the_pool_never_holds_more_than_its_capacity(tiny_model_dir: Path) -> None:
-    pool = WorkerPool(spec_for(tiny_model_dir), ["cpu"], max_batch=8, max_wait_s=0.01, capacity=4)
+    pool = pool_for(spec_for(tiny_model_dir), capacity=4)
 
     async def body(pool: WorkerPool) -> list[list[Any]]:
         return list(await asyncio.gather(*(pool.generate(requests(5, f"c{c}-")) for c in range(4))))
@@ -179,7 +169,7 @@ def test_the_pool_never_holds_more_than_its_capacity(tiny_model_dir: Path) -> No
 
 
 def test_close_drains_work_in_flight(tiny_model_dir: Path) -> None:
-    pool = WorkerPool(spec_for(tiny_model_dir), ["cpu"], max_batch=4, max_wait_s=0.01, capacity=64)
+    pool = pool_for(spec_for(tiny_model_dir), max_batch=4)
 
     async def run() -> list[Any]:
         await pool.start()
@@ -194,6 +184,6 @@ def test_close_drains_work_in_flight(tiny_model_dir: Path) -> None:
 
 
 def test_a_model_that_cannot_load_fails_the_start(tmp_path: Path) -> None:
-    pool = WorkerPool(spec_for(tmp_path), ["cpu"], max_batch=4, max_wait_s=0.01, capacity=4)
+    pool = pool_for(spec_for(tmp_path), max_batch=4, capacity=4)
     with pytest.raises(PoolError, match="worker on cpu"):
         asyncio.run(pool.start())
