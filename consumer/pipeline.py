@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from consumer.dead_letters import DeadLetter
 from plugins.catalog import CatalogAdapter, InvalidEvent
@@ -49,6 +50,10 @@ class Job:
     @property
     def request(self) -> GenerationRequest:
         return GenerationRequest(product=self.event.data, channel=self.channel)
+
+    @cached_property
+    def content_hash(self) -> str:
+        return self.event.data.content_hash()
 
 
 def jobs_for(event: ProductEvent) -> list[Job]:
@@ -107,7 +112,12 @@ class Pipeline:
             return DeadLetter(exc.kind, exc.reason)
 
     def build(
-        self, job: Job, result: GenerationResult, model: ModelInfo, latency_ms: float
+        self,
+        job: Job,
+        result: GenerationResult,
+        model: ModelInfo,
+        latency_ms: float,
+        cache_hit: bool = False,
     ) -> Suggestion:
         """Step: check the generated copy and build the Suggestion (fallback if it fails)."""
         product = job.event.data
@@ -123,7 +133,7 @@ class Pipeline:
             title, description = template_copy(product)
         else:
             title, description = result.title, result.description
-        content_hash = product.content_hash()
+        content_hash = job.content_hash
         return Suggestion(
             suggestion_id=suggestion_id(job.event.tenant, content_hash, job.channel, model),
             product_id=product.product_id,
@@ -135,6 +145,7 @@ class Pipeline:
             model=model,
             checks=checks,
             fallback_used=fallback,
+            cache_hit=cache_hit,
             latency_ms=latency_ms,
             content_hash=content_hash,
             input=product,
@@ -146,10 +157,14 @@ class Pipeline:
         results: Sequence[GenerationResult | DeadLetter],
         model: ModelInfo,
         latency_ms: float,
+        cache_hits: Sequence[bool] | None = None,
     ) -> list[Suggestion | DeadLetter]:
+        hits = cache_hits if cache_hits is not None else [False] * len(jobs)
         return [
-            result if isinstance(result, DeadLetter) else self.build(job, result, model, latency_ms)
-            for job, result in zip(jobs, results, strict=True)
+            result
+            if isinstance(result, DeadLetter)
+            else self.build(job, result, model, latency_ms, cache_hit=hit)
+            for job, result, hit in zip(jobs, results, hits, strict=True)
         ]
 
     def run(self, generator: Generator, jobs: Sequence[Job]) -> list[Suggestion | DeadLetter]:

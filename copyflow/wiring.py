@@ -12,7 +12,7 @@ from plugins.generators import get_prompt
 from plugins.generators.hf import TransformersGenerator, TransformersSpec
 from plugins.generators.smollm2 import DEFAULT_MODEL, prepare_default_model
 from schemas import Settings, SettingsError
-from schemas.settings import setting_env_name
+from schemas.settings import setting_error
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,3 @@ def build_pipeline(settings: Settings) -> Pipeline:
 
 def model_error(location: str, exc: BaseException) -> SettingsError:
     return setting_error(("model", "name"), f"cannot load model {location!r}: {exc}")
-
-
-def setting_error(loc: tuple[str, ...], message: str) -> SettingsError:
-    return SettingsError(
-        f"invalid settings:\n  {'.'.join(loc)} ({setting_env_name(loc)}): {message}"
-    )

@@ -58,6 +58,42 @@ class RedisSettings(_Section):
         default=SecretStr("redis://127.0.0.1:6379/0"),
         description="redis:// or rediss:// URL; may carry a password, hence secret.",
     )
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle for rediss:// URLs.")
+    socket_timeout_s: float = Field(
+        default=0.5, gt=0, description="A slower Redis answer counts as Redis trouble."
+    )
+    connect_timeout_s: float = Field(default=0.5, gt=0)
+    retry_after_s: float = Field(
+        default=5.0, ge=0, description="After Redis trouble, how long to run without it."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr) -> SecretStr:
+        scheme = value.get_secret_value().partition("://")[0]
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {scheme}://")
+        return value
+
+
+class CacheSettings(_Section):
+    enabled: bool = Field(default=True, description="Reuse generated copy through Redis.")
+    ttl_s: int = Field(default=7 * 86_400, ge=1, description="How long generated copy is kept.")
+    skip_unchanged: bool = Field(
+        default=True,
+        description="An event whose content fields are unchanged since the last suggestion "
+        "for its product and channel publishes nothing.",
+    )
+    seen_ttl_s: int = Field(
+        default=90 * 86_400, ge=1, description="How long a product's last content hash is kept."
+    )
+    lock_ttl_s: float = Field(
+        default=120.0, gt=0, description="Single-flight lock expiry: no lock outlives it."
+    )
+    wait_s: float = Field(
+        default=120.0, ge=0, description="Longest wait for another worker's generation."
+    )
+    prefix: str = Field(default="copyflow", min_length=1, pattern=r"^[^\s]+$")
 
 
 class TopicSettings(_Section):
@@ -96,6 +132,13 @@ class PoolSettings(_Section):
     capacity: int = Field(default=256, ge=1, description="Requests queued or generating.")
 
 
+class MetricsSettings(_Section):
+    port: int = Field(
+        default=9464, ge=0, le=65535, description="Prometheus /metrics port; 0 turns it off."
+    )
+    host: str = Field(default="0.0.0.0", description="Address the metrics endpoint binds.")
+
+
 class WorkerSettings(_Section):
     max_event_bytes: int = Field(
         default=1_048_576, ge=1024, description="Larger events are dead-lettered."
@@ -115,10 +158,12 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     pool: PoolSettings = Field(default_factory=PoolSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -139,6 +184,13 @@ class SettingsError(ValueError):
 
 def setting_env_name(loc: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part).upper() for part in loc)
+
+
+def setting_error(loc: tuple[str, ...], message: str) -> SettingsError:
+    """An error naming one setting (dotted and as its env variable) and what is wrong."""
+    return SettingsError(
+        f"invalid settings:\n  {'.'.join(loc)} ({setting_env_name(loc)}): {message}"
+    )
 
 
 def load_settings(config_file: Path | None = None) -> Settings:

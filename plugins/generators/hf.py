@@ -65,6 +65,14 @@ class TransformersSpec:
     max_input_tokens: int = 1024
     batch_size: int = 8
 
+    @property
+    def decoding(self) -> str:
+        """The decoding parameters that shape an output (part of the cache key)."""
+        return (
+            f"greedy;dtype={self.dtype};max_new_tokens={self.max_new_tokens};"
+            f"max_input_tokens={self.max_input_tokens}"
+        )
+
     def build(self, device: str) -> TransformersGenerator:
         return TransformersGenerator(
             self.location,

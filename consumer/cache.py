@@ -1,0 +1,371 @@
+"""Most catalog events must cost no generation: reuse copy through Redis.
+
+Three mechanisms, each keyed so that a new model, adapter or prompt misses by construction:
+
+- unchanged-content skip: the content hash of each (tenant, product, channel) last published;
+  an event whose content fields did not change publishes nothing;
+- the copy cache: tenant + sha256 over content, channel, model revision, adapter version,
+  prompt version and decoding parameters -> the generated result, with a TTL;
+- single flight: concurrent misses on one key, in any process, generate once. The first to
+  SET NX the key's lock generates; the others poll for its result, bounded by ``wait_s``. The
+  lock expires on its own, so a crashed leader holds nobody up for longer than ``lock_ttl_s``.
+
+Redis trouble never stops the stream: every Redis call goes through RedisGuard, which turns an
+error or timeout into "no cache" for ``retry_after_s``, logs once per outage and counts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from consumer.dead_letters import DeadLetter
+from consumer.pipeline import Job
+from plugins.generators import GenerationRequest, GenerationResult
+from schemas import ModelInfo, Suggestion
+from schemas.settings import CacheSettings, RedisSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Outcome = GenerationResult | DeadLetter
+GenerateFn = Callable[[Sequence[GenerationRequest]], Awaitable[list[Outcome]]]
+
+# Bump when the stored value's format changes: old entries then miss instead of misparsing.
+_VALUE_FORMAT = "1"
+
+# Delete the lock only if it is still ours (it may have expired and been taken by another).
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass
+class CacheStats:
+    """Counters for metrics, per suggestion to make (a job = one product event and channel)."""
+
+    hits: int = 0  # jobs answered without generating for them (cache or single flight)
+    misses: int = 0  # generations started because nothing was cached
+    skips: int = 0  # jobs skipped: content unchanged since the last suggestion
+    single_flight_waits: int = 0  # keys another worker was generating, waited for
+    single_flight_abandoned: int = 0  # waits that ended without a result: generated here
+    bypasses: int = 0  # jobs processed without the cache because of Redis trouble
+    redis_errors: int = 0  # Redis calls that failed or timed out
+
+
+@dataclass(frozen=True)
+class Resolved:
+    outcome: Outcome
+    cache_hit: bool
+
+
+def connect(settings: RedisSettings) -> Redis:
+    """An asyncio client that fails fast: a slow Redis must not slow the stream."""
+    url = settings.url.get_secret_value()
+    options: dict[str, Any] = {
+        "socket_timeout": settings.socket_timeout_s,
+        "socket_connect_timeout": settings.connect_timeout_s,
+        # One immediate retry on a broken connection (a restarted Redis), none on a timeout.
+        "retry": Retry(NoBackoff(), 1, supported_errors=(redis_errors.ConnectionError,)),
+    }
+    if url.startswith("rediss://") and settings.ssl_cafile is not None:
+        options["ssl_ca_certs"] = str(settings.ssl_cafile.expanduser())
+    client: Redis = Redis.from_url(url, **options)
+    return client
+
+
+class RedisGuard:
+    """Runs Redis calls; after a failure, answers "unavailable" for ``retry_after_s`` without
+    trying, so an outage costs one timeout per interval, not one per event."""
+
+    def __init__(
+        self,
+        retry_after_s: float,
+        stats: CacheStats,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        self.stats = stats
+        self.clock = clock
+        self._down_until: float | None = None
+
+    @property
+    def available(self) -> bool:
+        return self._down_until is None or self.clock() >= self._down_until
+
+    async def run(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """The call's result, or None when Redis is unavailable or the call fails."""
+        if not self.available:
+            return None
+        try:
+            result = await call()
+        except (TimeoutError, redis_errors.RedisError, OSError) as exc:
+            self.stats.redis_errors += 1
+            if self._down_until is None:
+                log.warning(
+                    "Redis unavailable (%s: %s); continuing without the cache, retrying every %gs",
+                    type(exc).__name__,
+                    exc,
+                    self.retry_after_s,
+                )
+            self._down_until = self.clock() + self.retry_after_s
+            return None
+        if self._down_until is not None:
+            log.warning("Redis is back; using the cache again")
+            self._down_until = None
+        return result
+
+
+def cache_key(prefix: str, job: Job, model: ModelInfo, decoding: str) -> str:
+    parts = (
+        _VALUE_FORMAT,
+        job.content_hash,
+        job.channel,
+        model.base,
+        model.revision,
+        model.adapter_version or "",
+        model.prompt_version,
+        decoding,
+    )
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return f"{prefix}:copy:{job.event.tenant}:{digest}"
+
+
+def seen_key(prefix: str, tenant: str, product_id: str) -> str:
+    # Hashed: tenant and product ids may contain the separator.
+    digest = hashlib.sha256(f"{tenant}\x1f{product_id}".encode()).hexdigest()[:32]
+    return f"{prefix}:seen:{digest}"
+
+
+def encode_result(result: GenerationResult) -> bytes:
+    return json.dumps(dataclasses.asdict(result), ensure_ascii=False).encode()
+
+
+def decode_result(raw: bytes | str) -> GenerationResult | None:
+    try:
+        return GenerationResult(**json.loads(raw))
+    except (ValueError, TypeError):
+        return None
+
+
+class CopyCache:
+    def __init__(
+        self,
+        client: Redis,
+        settings: CacheSettings,
+        guard: RedisGuard,
+        decoding: str,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.guard = guard
+        self.stats = guard.stats
+        self.decoding = decoding
+        self.sleep = sleep
+        self._release = client.register_script(_RELEASE)
+
+    # -- unchanged-content skip ---------------------------------------------------------------
+
+    async def unchanged(self, jobs: Sequence[Job]) -> list[bool]:
+        """For each job: is its content the same as the last published for its channel?"""
+        if not (self.settings.skip_unchanged and jobs):
+            return [False] * len(jobs)
+        prefix = self.settings.prefix
+
+        async def fetch() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for job in jobs:
+                pipe.hget(
+                    seen_key(prefix, job.event.tenant, job.event.data.product_id), job.channel
+                )
+            return list(await pipe.execute())
+
+        seen = await self.guard.run(fetch)
+        if seen is None:
+            return [False] * len(jobs)
+        flags = [
+            value is not None and value.decode() == job.content_hash
+            for job, value in zip(jobs, seen, strict=True)
+        ]
+        self.stats.skips += sum(flags)
+        return flags
+
+    async def remember(self, suggestions: Sequence[Suggestion]) -> None:
+        """Record what was published (call only after the broker acknowledged it)."""
+        if not (self.settings.skip_unchanged and suggestions):
+            return
+        prefix, ttl = self.settings.prefix, self.settings.seen_ttl_s
+
+        async def store() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for suggestion in suggestions:
+                key = seen_key(prefix, suggestion.tenant, suggestion.product_id)
+                pipe.hset(key, suggestion.channel, suggestion.content_hash)
+                pipe.expire(key, ttl)
+            await pipe.execute()
+
+        await self.guard.run(store)
+
+    # -- cache and single flight --------------------------------------------------------------
+
+    async def resolve(
+        self, jobs: Sequence[Job], model: ModelInfo, generate: GenerateFn
+    ) -> list[Resolved]:
+        """One outcome per job, in order: from the cache, from another worker's generation,
+        or generated here (once per distinct key)."""
+        if not jobs:
+            return []
+        keys = [cache_key(self.settings.prefix, job, model, self.decoding) for job in jobs]
+        first: dict[str, Job] = {}
+        for key, job in zip(keys, jobs, strict=True):
+            first.setdefault(key, job)
+        unique = list(first)
+        found = await self._get(unique) if self.settings.enabled else None
+        if found is None:
+            self.stats.bypasses += len(jobs) if self.settings.enabled else 0
+            outcomes = await generate([job.request for job in jobs])
+            return [Resolved(outcome, cache_hit=False) for outcome in outcomes]
+
+        missing = [key for key in unique if key not in found]
+        token = uuid.uuid4().hex
+        claimed = await self._claim(missing, token)
+        leaders = [key for key in missing if claimed.get(key, True)]
+        followers = [key for key in missing if not claimed.get(key, True)]
+        self.stats.misses += len(leaders)
+        self.stats.single_flight_waits += len(followers)
+        generated, waited = await asyncio.gather(
+            self._generate(leaders, first, generate, token),
+            self._follow(followers, first, generate),
+        )
+        results: dict[str, Resolved] = {
+            key: Resolved(value, cache_hit=True) for key, value in found.items()
+        }
+        results.update(generated)
+        results.update(waited)
+        # A key generated here serves its first job; its other jobs were answered by it.
+        resolved: list[Resolved] = []
+        for key, job in zip(keys, jobs, strict=True):
+            result = results[key]
+            hit = result.cache_hit or first[key] is not job
+            self.stats.hits += hit
+            resolved.append(Resolved(result.outcome, hit))
+        return resolved
+
+    async def _get(self, keys: Sequence[str]) -> dict[str, GenerationResult] | None:
+        """The cached results among keys, or None if Redis is unavailable."""
+        values = await self.guard.run(lambda: self.client.mget(keys))
+        if values is None:
+            return None
+        found: dict[str, GenerationResult] = {}
+        for key, raw in zip(keys, values, strict=True):
+            result = decode_result(raw) if raw is not None else None
+            if result is not None:
+                found[key] = result
+        return found
+
+    async def _claim(self, keys: Sequence[str], token: str) -> dict[str, bool]:
+        """SET NX each key's lock; True where this worker now generates it. An empty answer
+        (Redis trouble) leaves every key to this worker."""
+        if not keys:
+            return {}
+        ttl_ms = int(self.settings.lock_ttl_s * 1000)
+
+        async def claim() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.set(f"{key}:lock", token, nx=True, px=ttl_ms)
+            return list(await pipe.execute())
+
+        answers = await self.guard.run(claim)
+        if answers is None:
+            return {}
+        return {key: bool(answer) for key, answer in zip(keys, answers, strict=True)}
+
+    async def _generate(
+        self, keys: Sequence[str], first: dict[str, Job], generate: GenerateFn, token: str
+    ) -> dict[str, Resolved]:
+        if not keys:
+            return {}
+        outcomes = await generate([first[key].request for key in keys])
+        ttl = self.settings.ttl_s
+
+        async def store() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for key, outcome in zip(keys, outcomes, strict=True):
+                if isinstance(outcome, GenerationResult):  # a failure is not cached
+                    pipe.set(key, encode_result(outcome), ex=ttl)
+            for key in keys:  # queued on the pipeline, run by execute()
+                await self._release(keys=[f"{key}:lock"], args=[token], client=pipe)
+            await pipe.execute()
+
+        await self.guard.run(store)
+        return {
+            key: Resolved(outcome, cache_hit=False)
+            for key, outcome in zip(keys, outcomes, strict=True)
+        }
+
+    async def _follow(
+        self, keys: Sequence[str], first: dict[str, Job], generate: GenerateFn
+    ) -> dict[str, Resolved]:
+        """Wait for other workers' results; generate here what they did not deliver in time
+        (their lock expired or was released without a result, the wait ran out, or Redis
+        went away)."""
+        results: dict[str, Resolved] = {}
+        waiting = list(keys)
+        deadline = time.monotonic() + self.settings.wait_s
+        delay = 0.01
+        while waiting and time.monotonic() < deadline:
+            await self.sleep(delay)
+            delay = min(delay * 2, 0.2)
+            state = await self._poll(waiting)
+            if state is None:
+                break
+            found, locked = state
+            for key, result in found.items():
+                results[key] = Resolved(result, cache_hit=True)
+            # No result and no lock: the leader failed or died; stop waiting for it.
+            waiting = [key for key in waiting if key not in found and key in locked]
+        orphans = [key for key in keys if key not in results]
+        if orphans:
+            self.stats.single_flight_abandoned += len(orphans)
+            self.stats.misses += len(orphans)
+            outcomes = await generate([first[key].request for key in orphans])
+            for key, outcome in zip(orphans, outcomes, strict=True):
+                results[key] = Resolved(outcome, cache_hit=False)
+        return results
+
+    async def _poll(
+        self, keys: Sequence[str]
+    ) -> tuple[dict[str, GenerationResult], set[str]] | None:
+        async def poll() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.mget(keys)
+            for key in keys:
+                pipe.exists(f"{key}:lock")
+            return list(await pipe.execute())
+
+        answers = await self.guard.run(poll)
+        if answers is None:
+            return None
+        found = {
+            key: result
+            for key, raw in zip(keys, answers[0], strict=True)
+            if raw is not None and (result := decode_result(raw)) is not None
+        }
+        locked = {key for key, exists in zip(keys, answers[1:], strict=True) if exists}
+        return found, locked

@@ -1,0 +1,352 @@
+"""The copy cache, single flight and unchanged-content skip against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from redis import Redis as SyncRedis
+
+from consumer.cache import CacheStats, CopyCache, Outcome, RedisGuard, cache_key, connect
+from consumer.dead_letters import DeadLetter
+from consumer.pipeline import Job, jobs_for
+from plugins.generators import GenerationRequest, GenerationResult
+from schemas import ModelInfo, ProductEvent
+from schemas.settings import CacheSettings, RedisSettings
+from tests.harness import RedisServer, product_event
+
+pytestmark = pytest.mark.integration
+
+MODEL = ModelInfo(base="tiny", revision="r1", prompt_version="v1")
+DECODING = "greedy;max_new_tokens=16"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingGenerator:
+    """Stands in for the worker pool: answers after a delay, counting what it generated."""
+
+    def __init__(self, delay_s: float = 0.0, fail: bool = False) -> None:
+        self.delay_s = delay_s
+        self.fail = fail
+        self.generated: list[GenerationRequest] = []
+
+    async def __call__(self, requests: Sequence[GenerationRequest]) -> list[Outcome]:
+        await asyncio.sleep(self.delay_s)
+        self.generated.extend(requests)
+        if self.fail:
+            return [DeadLetter("generation", "boom") for _ in requests]
+        return [
+            GenerationResult(
+                raw_text=f"TITLE: {r.product.title}\nDESCRIPTION: d",
+                title=r.product.title.title(),
+                description="d",
+                parse_error=None,
+                prompt_tokens=10,
+                new_tokens=5,
+            )
+            for r in requests
+        ]
+
+
+def job(index: int = 1, **product: object) -> Job:
+    event = ProductEvent.model_validate(product_event(index, **product))
+    return jobs_for(event)[0]
+
+
+def make_cache(
+    url: str,
+    prefix: str,
+    clock: FakeClock | None = None,
+    **cache_settings: Any,
+) -> CopyCache:
+    redis_settings = RedisSettings(url=url, socket_timeout_s=0.3, connect_timeout_s=0.3)
+    settings = CacheSettings(prefix=prefix, **cache_settings)
+    guard = RedisGuard(5.0, CacheStats(), clock or FakeClock())
+    return CopyCache(connect(redis_settings), settings, guard, DECODING)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+def test_second_identical_request_is_a_hit_without_generation(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        cache = make_cache(redis_url, prefix)
+        generate = CountingGenerator()
+        first = await cache.resolve([job(1)], MODEL, generate)
+        # Another product with the same content fields: the same copy, from the cache.
+        second = await cache.resolve([job(1, product_id="other-id")], MODEL, generate)
+        assert len(generate.generated) == 1
+        assert [r.cache_hit for r in first + second] == [False, True]
+        assert second[0].outcome == first[0].outcome
+        assert (cache.stats.hits, cache.stats.misses) == (1, 1)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"model": MODEL.model_copy(update={"adapter_version": "7"})},
+        {"model": MODEL.model_copy(update={"prompt_version": "v2"})},
+        {"model": MODEL.model_copy(update={"revision": "r2"})},
+        {"decoding": "greedy;max_new_tokens=32"},
+        {"channel": "amazon"},
+        {"title": "a different title"},
+        {"tenant": "tenant-b"},
+    ],
+    ids=["adapter", "prompt", "revision", "decoding", "channel", "content", "tenant"],
+)
+def test_cache_key_changes_with_every_part(change: dict[str, Any]) -> None:
+    base = job(1)
+    event = product_event(
+        1,
+        tenant=change.get("tenant", "tenant-a"),
+        title=change.get("title", base.event.data.title),
+        channels=[change.get("channel", "default")],
+    )
+    changed = jobs_for(ProductEvent.model_validate(event))[0]
+    before = cache_key("p", base, MODEL, DECODING)
+    after = cache_key("p", changed, change.get("model", MODEL), change.get("decoding", DECODING))
+    assert before != after
+    # Only the fields the prompt uses matter: a price is not part of the key.
+    priced = job(1, price="19.99")
+    assert cache_key("p", priced, MODEL, DECODING) == before
+
+
+def test_single_flight_in_one_process(redis_url: str, prefix: str) -> None:
+    """50 concurrent misses on one key, from 5 clients with their own connections."""
+
+    async def scenario() -> None:
+        caches = [make_cache(redis_url, prefix) for _ in range(5)]
+        generate = CountingGenerator(delay_s=0.3)
+        results = await asyncio.gather(
+            *(caches[i % 5].resolve([job(1)], MODEL, generate) for i in range(50))
+        )
+        assert len(generate.generated) == 1
+        outcomes = {r[0].outcome for r in results}
+        assert len(outcomes) == 1
+        assert sum(not r[0].cache_hit for r in results) == 1
+        assert sum(c.stats.single_flight_waits for c in caches) >= 1
+
+    asyncio.run(scenario())
+
+
+def _resolve_in_process(url: str, prefix: str, count: int, start: Any) -> None:
+    async def scenario() -> None:
+        cache = make_cache(url, prefix)
+        counter = SyncRedis.from_url(url)
+
+        async def generate(requests: Sequence[GenerationRequest]) -> list[Outcome]:
+            counter.incrby(f"{prefix}:generations", len(requests))
+            return await CountingGenerator(delay_s=0.5)(requests)
+
+        start.wait()
+        await asyncio.gather(*(cache.resolve([job(1)], MODEL, generate) for _ in range(count)))
+
+    asyncio.run(scenario())
+
+
+def test_single_flight_across_processes(redis_url: str, prefix: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    processes = [
+        context.Process(target=_resolve_in_process, args=(redis_url, prefix, 25, start))
+        for _ in range(2)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        start.set()
+        for process in processes:
+            process.join(60)
+            assert process.exitcode == 0
+    finally:
+        for process in processes:
+            process.kill()
+    assert int(SyncRedis.from_url(redis_url).get(f"{prefix}:generations") or 0) == 1
+
+
+def test_a_dead_leader_holds_nobody_up_past_its_lock_expiry(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        cache = make_cache(redis_url, prefix, lock_ttl_s=0.5, wait_s=30)
+        # A leader that took the lock and died: nothing but the lock, which expires.
+        key = cache_key(prefix, job(1), MODEL, DECODING)
+        await cache.client.set(f"{key}:lock", "dead-leader", px=500)
+        generate = CountingGenerator()
+        started = asyncio.get_running_loop().time()
+        [result] = await cache.resolve([job(1)], MODEL, generate)
+        waited = asyncio.get_running_loop().time() - started
+        assert isinstance(result.outcome, GenerationResult) and not result.cache_hit
+        assert 0.3 < waited < 5
+        assert cache.stats.single_flight_abandoned == 1
+
+    asyncio.run(scenario())
+
+
+def test_the_wait_for_another_worker_is_bounded(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        cache = make_cache(redis_url, prefix, lock_ttl_s=60, wait_s=0.5)
+        key = cache_key(prefix, job(1), MODEL, DECODING)
+        await cache.client.set(f"{key}:lock", "slow-leader", px=60_000)
+        started = asyncio.get_running_loop().time()
+        [result] = await cache.resolve([job(1)], MODEL, CountingGenerator())
+        assert asyncio.get_running_loop().time() - started < 3
+        assert not result.cache_hit and cache.stats.single_flight_abandoned == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_generation_is_not_cached_and_frees_the_key(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        cache = make_cache(redis_url, prefix)
+        [failed] = await cache.resolve([job(1)], MODEL, CountingGenerator(fail=True))
+        assert isinstance(failed.outcome, DeadLetter)
+        generate = CountingGenerator()
+        [retried] = await cache.resolve([job(1)], MODEL, generate)
+        assert isinstance(retried.outcome, GenerationResult) and len(generate.generated) == 1
+
+    asyncio.run(scenario())
+
+
+def test_an_unreadable_cached_value_is_a_miss(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        cache = make_cache(redis_url, prefix)
+        await cache.client.set(cache_key(prefix, job(1), MODEL, DECODING), b"{not json")
+        generate = CountingGenerator()
+        [result] = await cache.resolve([job(1)], MODEL, generate)
+        assert not result.cache_hit and len(generate.generated) == 1
+
+    asyncio.run(scenario())
+
+
+def test_unchanged_content_is_skipped_per_product_and_channel(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        cache = make_cache(redis_url, prefix)
+        original = job(1)
+        assert await cache.unchanged([original]) == [False]
+        suggestion = _suggestion(original)
+        await cache.remember([suggestion])
+        price_only = job(1, price="9.99", stock=3)  # fields the copy does not use
+        retitled = job(1, title="a new title")
+        other_channel = jobs_for(
+            ProductEvent.model_validate(product_event(1, channels=["amazon"]))
+        )[0]
+        other_tenant = job(1, tenant="tenant-b")
+        flags = await cache.unchanged([price_only, retitled, other_channel, other_tenant])
+        assert flags == [True, False, False, False]
+        assert cache.stats.skips == 1
+
+        off = make_cache(redis_url, prefix, skip_unchanged=False)
+        assert await off.unchanged([price_only]) == [False]
+
+    asyncio.run(scenario())
+
+
+def _suggestion(job: Job) -> Any:
+    from consumer.pipeline import Pipeline
+    from plugins.catalog import JsonCatalogAdapter
+
+    result = GenerationResult("TITLE: t\nDESCRIPTION: d", "T", "D", None, 1, 1)
+    return Pipeline(JsonCatalogAdapter(), 1 << 20).build(job, result, MODEL, 1.0)
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    redis = RedisServer().start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
+def test_redis_outage_bypasses_the_cache_logs_once_and_recovers(
+    server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+
+    async def scenario() -> None:
+        cache = make_cache(server.url, prefix, clock=clock)
+        generate = CountingGenerator()
+        await cache.resolve([job(1)], MODEL, generate)
+
+        server.stop()
+        with caplog.at_level(logging.WARNING, logger="consumer.cache"):
+            for i in range(10):
+                [result] = await cache.resolve([job(100 + i)], MODEL, generate)
+                assert isinstance(result.outcome, GenerationResult) and not result.cache_hit
+                clock.now += 1
+            assert await cache.unchanged([job(1)]) == [False]
+        down = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
+        assert len(down) == 1
+        assert cache.stats.bypasses >= 10 and cache.stats.redis_errors >= 1
+        # While down, the guard does not even try: one failed call per retry interval.
+        assert cache.stats.redis_errors <= 3
+
+        server.start()
+        clock.now += 10
+        generate.generated.clear()
+        await cache.resolve([job(200)], MODEL, generate)
+        [again] = await cache.resolve([job(200)], MODEL, generate)
+        assert again.cache_hit and len(generate.generated) == 1
+        assert any("Redis is back" in r.getMessage() for r in caplog.records)
+
+    asyncio.run(scenario())
+
+
+def test_a_paused_redis_times_out_instead_of_stalling(server: RedisServer, prefix: str) -> None:
+    async def scenario() -> None:
+        cache = make_cache(server.url, prefix)
+        generate = CountingGenerator()
+        await cache.resolve([job(1)], MODEL, generate)
+        server.pause()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        [result] = await cache.resolve([job(2)], MODEL, generate)
+        assert loop.time() - started < 2.0  # socket_timeout_s=0.3, no retry on a timeout
+        assert isinstance(result.outcome, GenerationResult) and cache.stats.bypasses == 1
+        server.resume()
+
+    asyncio.run(scenario())
+
+
+def test_password_urls_authenticate(prefix: str) -> None:
+    server = RedisServer("--requirepass", "s3cret").start()
+    try:
+
+        async def scenario() -> None:
+            good = make_cache(f"redis://:s3cret@127.0.0.1:{server.port}/0", prefix)
+            generate = CountingGenerator()
+            await good.resolve([job(1)], MODEL, generate)
+            [hit] = await good.resolve([job(1)], MODEL, generate)
+            assert hit.cache_hit and good.stats.redis_errors == 0
+
+            wrong = make_cache(f"redis://:nope@127.0.0.1:{server.port}/0", prefix)
+            [result] = await wrong.resolve([job(1)], MODEL, generate)
+            assert not result.cache_hit and wrong.stats.redis_errors == 1
+
+        asyncio.run(scenario())
+    finally:
+        server.stop()
+
+
+def test_settings_reject_a_non_redis_url() -> None:
+    from schemas import SettingsError, load_settings
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COPYFLOW_REDIS__URL", "http://localhost:6379")
+        with pytest.raises(SettingsError, match=r"redis\.url \(COPYFLOW_REDIS__URL\)"):
+            load_settings()
