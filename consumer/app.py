@@ -11,8 +11,10 @@ from typing import Any, cast
 import faust
 from faust.types import EventT, StreamT
 
+from consumer.cache import CopyCache, Resolved
 from consumer.dead_letters import DeadLetter
 from consumer.kafka import ssl_context
+from consumer.metrics import FlowStats
 from consumer.pipeline import Job, Pipeline, jobs_for
 from consumer.pool import WorkerPool
 from schemas import Settings, Suggestion
@@ -58,12 +60,20 @@ class Copywriter:
     """Owns the commit protocol: an event's offset is acked only after its outputs are durable."""
 
     def __init__(
-        self, app: faust.App, settings: Settings, pipeline: Pipeline, pool: WorkerPool
+        self,
+        app: faust.App,
+        settings: Settings,
+        pipeline: Pipeline,
+        pool: WorkerPool,
+        cache: CopyCache | None,
+        stats: FlowStats,
     ) -> None:
         self.app = app
         self.settings = settings
         self.pipeline = pipeline
         self.pool = pool
+        self.cache = cache
+        self.stats = stats
         topics = settings.topics
         self.source = app.topic(
             topics.products,
@@ -100,11 +110,16 @@ class Copywriter:
         """The commit protocol for one batch of events, in order:
 
         1. decode and validate each event; an invalid one becomes a dead letter.
-        2. generate for every (valid event, channel) in the worker pool, and check.
-        3. publish each suggestion, keyed by product id, and each dead letter.
-        4. wait until the broker has acknowledged every publish.
-        5. ack the events; only acked offsets are ever committed, so a crash before
-           this step replays the batch (at-least-once; suggestion ids are deterministic).
+        2. skip each (event, channel) whose content is unchanged since its last suggestion.
+        3. look the rest up in the cache; generate the misses in the worker pool, once per
+           distinct key across all workers (single flight).
+        4. check the copy and build each suggestion.
+        5. publish each suggestion, keyed by product id, and each dead letter.
+        6. wait until the broker has acknowledged every publish.
+        7. remember the content just published, for step 2 of later events; after step 6,
+           so a crash in between repeats work instead of losing a suggestion.
+        8. ack the events; only acked offsets are ever committed, so a crash before this
+           step replays the batch (at-least-once; suggestion ids are deterministic).
         """
         # 1. decode and validate
         jobs: list[Job] = []
@@ -119,32 +134,74 @@ class Copywriter:
                 jobs.append(job)
                 owners.append(event)
 
-        # 2. generate and check
-        started = time.perf_counter()
-        results = await self.pool.generate([job.request for job in jobs])
-        latency_ms = (time.perf_counter() - started) * 1000
-        outcomes = self.pipeline.build_all(jobs, results, self.pool.model_info, latency_ms)
+        # 2. skip unchanged content
+        if self.cache is not None:
+            unchanged = await self.cache.unchanged(jobs)
+            kept = [i for i, same in enumerate(unchanged) if not same]
+            jobs, owners = [jobs[i] for i in kept], [owners[i] for i in kept]
 
-        # 3. publish
+        # 3. cache, then generate
+        started = time.perf_counter()
+        resolved = await self._resolve(jobs)
+        latency_ms = (time.perf_counter() - started) * 1000
+        self.stats.generate_seconds += latency_ms / 1000
+        self.stats.generate_batches += 1
+
+        # 4. check and build
+        outcomes = self.pipeline.build_all(
+            jobs,
+            [r.outcome for r in resolved],
+            self.pool.model_info,
+            latency_ms,
+            cache_hits=[r.cache_hit for r in resolved],
+        )
+
+        # 5. publish
         deliveries: list[Awaitable[Any]] = []
+        published: list[Suggestion] = []
         for event, outcome in zip(owners, outcomes, strict=True):
             if isinstance(outcome, Suggestion):
                 deliveries.append(await self._publish(outcome))
+                published.append(outcome)
             else:
                 dead.append((event, outcome))
         for event, letter in dead:
             deliveries.append(await self._dead_letter(event, letter))
 
-        # 4. wait for the broker's acknowledgements
+        # 6. wait for the broker's acknowledgements
         await asyncio.gather(*deliveries)
 
-        # 5. ack
+        # 7. remember what was published
+        if self.cache is not None:
+            await self.cache.remember(published)
+
+        # 8. ack
         for event in events:
             await stream.ack(event)
+        self._count(events, published, dead)
+
+    async def _resolve(self, jobs: Sequence[Job]) -> list[Resolved]:
+        if self.cache is None:
+            outcomes = await self.pool.generate([job.request for job in jobs])
+            return [Resolved(outcome, cache_hit=False) for outcome in outcomes]
+        return await self.cache.resolve(jobs, self.pool.model_info, self.pool.generate)
+
+    def _count(
+        self,
+        events: Sequence[EventT],
+        published: Sequence[Suggestion],
+        dead: Sequence[tuple[EventT, DeadLetter]],
+    ) -> None:
+        self.stats.events += len(events)
+        hits = sum(s.cache_hit for s in published)
+        self.stats.suggestions["cache"] += hits
+        self.stats.suggestions["generated"] += len(published) - hits
+        self.stats.dead_letters.update(letter.kind for _, letter in dead)
         log.info(
-            "batch done: %d events, %d suggestions, %d dead letters",
+            "batch done: %d events, %d suggestions (%d from the cache), %d dead letters",
             len(events),
-            len(outcomes) - sum(isinstance(o, DeadLetter) for o in outcomes),
+            len(published),
+            hits,
             len(dead),
         )
 

@@ -44,7 +44,7 @@ class PoolError(RuntimeError):
 
 @dataclass
 class PoolStats:
-    """Counters for metrics: queue depth, in-flight work, batch sizes, restarts."""
+    """Counters for metrics: queue depth, in-flight work, batch sizes, restarts, output."""
 
     queued: int = 0
     in_flight: int = 0
@@ -52,6 +52,8 @@ class PoolStats:
     batches: int = 0
     batch_sizes: dict[int, int] = field(default_factory=dict)
     restarts: int = 0
+    requests: int = 0
+    new_tokens: int = 0
     requests_failed: int = 0
 
 
@@ -267,7 +269,11 @@ class WorkerPool:
             for item, outcome in zip(batch, message[2], strict=True):
                 if not item.future.done():
                     item.future.set_result(outcome)
-                    self.stats.requests_failed += isinstance(outcome, DeadLetter)
+                    self.stats.requests += 1
+                    if isinstance(outcome, DeadLetter):
+                        self.stats.requests_failed += 1
+                    else:
+                        self.stats.new_tokens += outcome.new_tokens
         self._wake.set()
 
     def _on_exit(self, slot: _Slot) -> None:
@@ -291,6 +297,7 @@ class WorkerPool:
             if item.future.done():
                 continue
             if item.attempts >= self.max_attempts:
+                self.stats.requests_failed += 1
                 item.future.set_result(
                     DeadLetter(
                         "generation",

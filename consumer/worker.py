@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import faust
 import mode
 
 from consumer.app import Copywriter, create_app
+from consumer.cache import CacheStats, CopyCache, RedisGuard, connect
 from consumer.kafka import ensure_topics
+from consumer.metrics import FlowStats, StatsCollector, serve_metrics
 from consumer.pipeline import Pipeline
 from consumer.pool import WorkerPool
 from schemas import Settings
+from schemas.settings import setting_error
+
+log = logging.getLogger(__name__)
 
 
 class PoolService(mode.Service):
@@ -25,15 +31,34 @@ class PoolService(mode.Service):
         await self.pool.close()
 
 
+def build_cache(settings: Settings, decoding: str) -> CopyCache | None:
+    """None when both the cache and the unchanged-content skip are turned off."""
+    cache = settings.cache
+    if not (cache.enabled or cache.skip_unchanged):
+        return None
+    guard = RedisGuard(settings.redis.retry_after_s, CacheStats())
+    return CopyCache(connect(settings.redis), cache, guard, decoding)
+
+
 def run_worker(settings: Settings, pipeline: Pipeline, pool: WorkerPool) -> None:
-    """Raises BrokerUnavailable or PoolError before consuming anything if either cannot start."""
+    """Raises BrokerUnavailable, PoolError or SettingsError before consuming anything if
+    the broker, the model or the metrics port cannot be used."""
     ensure_topics(settings.kafka, settings.topics)
     # The pool starts on the loop faust will run on, before it: a model that cannot load
     # stops the command with that reason instead of a crashed stream processor.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    cache = build_cache(settings, pool.spec.decoding)
+    if cache is not None and loop.run_until_complete(cache.guard.run(cache.client.ping)):
+        log.info("cache: Redis answers")
+    flow = FlowStats()
+    collector = StatsCollector(flow, pool.stats, pool.capacity, cache.stats if cache else None)
+    try:
+        serve_metrics(settings.metrics.host, settings.metrics.port, collector)
+    except OSError as exc:
+        raise setting_error(("metrics", "port"), f"cannot serve metrics: {exc}") from None
     loop.run_until_complete(pool.start())
     app = create_app(settings)
-    Copywriter(app, settings, pipeline, pool)
+    Copywriter(app, settings, pipeline, pool, cache, flow)
     worker = faust.Worker(app, PoolService(pool), loglevel=settings.worker.log_level, quiet=True)
     worker.execute_from_commandline()

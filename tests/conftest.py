@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,11 +20,8 @@ import pytest
 from copyflow.embedded import (
     TANSU_GROUP_ENV,
     EmbeddedBroker,
-    free_port,
-    stop_process,
-    wait_for_port,
 )
-from tests.harness import WorkerProcess
+from tests.harness import RedisServer, WorkerProcess
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -74,20 +70,24 @@ def redis_url() -> Iterator[str]:
 
 
 def _local_redis() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("no Redis: set COPYFLOW_REDIS__URL, run Docker, or install redis-server")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        wait_for_port(port, 10.0, process)
-        yield f"redis://127.0.0.1:{port}/0"
+        server = RedisServer().start()
+    except RuntimeError as exc:
+        pytest.fail(f"no Redis: set COPYFLOW_REDIS__URL, run Docker, or {exc}")
+    try:
+        yield server.url
     finally:
-        stop_process(process)
+        server.stop()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of this test's own, which it may stop, pause and restart."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -133,12 +133,17 @@ def topic_env() -> dict[str, str]:
         "COPYFLOW_TOPICS__FEEDBACK": f"feedback-{suffix}",
         "COPYFLOW_TOPICS__CONTROL": f"control-{suffix}",
         "COPYFLOW_TOPICS__PARTITIONS": "4",
+        "COPYFLOW_CACHE__PREFIX": f"copyflow-test-{suffix}",
     }
 
 
 @pytest.fixture
 def worker_env(
-    kafka_bootstrap: str, tiny_model_dir: Path, topic_env: dict[str, str], tmp_path: Path
+    kafka_bootstrap: str,
+    redis_url: str,
+    tiny_model_dir: Path,
+    topic_env: dict[str, str],
+    tmp_path: Path,
 ) -> dict[str, str]:
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("COPYFLOW_")},
@@ -146,6 +151,8 @@ def worker_env(
         "COPYFLOW_KAFKA__COMMIT_INTERVAL_S": "1",
         **topic_env,
         "COPYFLOW_KAFKA__BOOTSTRAP": kafka_bootstrap,
+        "COPYFLOW_REDIS__URL": redis_url,
+        "COPYFLOW_METRICS__PORT": "0",
         "COPYFLOW_MODEL__NAME": str(tiny_model_dir),
         "COPYFLOW_MODEL__MAX_NEW_TOKENS": "16",
         "COPYFLOW_WORKER__DATA_DIR": str(tmp_path / "worker-data"),

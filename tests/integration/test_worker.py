@@ -99,7 +99,7 @@ def test_suggestion_ids_are_deterministic_across_replays(
     changed = json.loads(json.dumps(event))
     changed["id"] = "evt-7-changed"
     changed["data"]["title"] = "a different title"
-    worker = start_worker()
+    worker = start_worker(COPYFLOW_CACHE__SKIP_UNCHANGED="false")
     produce(
         kafka_bootstrap,
         topic_env["COPYFLOW_TOPICS__PRODUCTS"],
