@@ -47,6 +47,12 @@ GenerateFn = Callable[[Sequence[GenerationRequest]], Awaitable[list[Outcome]]]
 # Bump when the stored value's format changes: old entries then miss instead of misparsing.
 _VALUE_FORMAT = "1"
 
+# Record many (key, value) pairs with one expiry in one command (a pipeline costs a command each).
+_SET_ALL = """
+for i, key in ipairs(KEYS) do redis.call('set', key, ARGV[i + 1], 'EX', ARGV[1]) end
+return #KEYS
+"""
+
 # Delete the lock only if it is still ours (it may have expired and been taken by another).
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -145,10 +151,14 @@ def cache_key(prefix: str, job: Job, model: ModelInfo, decoding: str) -> str:
     return f"{prefix}:copy:{job.event.tenant}:{digest}"
 
 
-def seen_key(prefix: str, tenant: str, product_id: str) -> str:
-    # Hashed: tenant and product ids may contain the separator.
-    digest = hashlib.sha256(f"{tenant}\x1f{product_id}".encode()).hexdigest()[:32]
+def seen_key(prefix: str, tenant: str, product_id: str, channel: str) -> str:
+    # Hashed: tenant, product and channel names may contain the separator.
+    digest = hashlib.sha256(f"{tenant}\x1f{product_id}\x1f{channel}".encode()).hexdigest()[:32]
     return f"{prefix}:seen:{digest}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def encode_result(result: GenerationResult) -> bytes:
@@ -178,6 +188,7 @@ class CopyCache:
         self.decoding = decoding
         self.sleep = sleep
         self._release = client.register_script(_RELEASE)
+        self._set_all = client.register_script(_SET_ALL)
 
     # -- unchanged-content skip ---------------------------------------------------------------
 
@@ -186,20 +197,15 @@ class CopyCache:
         if not (self.settings.skip_unchanged and jobs):
             return [False] * len(jobs)
         prefix = self.settings.prefix
-
-        async def fetch() -> list[Any]:
-            pipe = self.client.pipeline(transaction=False)
-            for job in jobs:
-                pipe.hget(
-                    seen_key(prefix, job.event.tenant, job.event.data.product_id), job.channel
-                )
-            return list(await pipe.execute())
-
-        seen = await self.guard.run(fetch)
+        keys = [
+            seen_key(prefix, job.event.tenant, job.event.data.product_id, job.channel)
+            for job in jobs
+        ]
+        seen = await self.guard.run(lambda: self.client.mget(keys))
         if seen is None:
             return [False] * len(jobs)
         flags = [
-            value is not None and value.decode() == job.content_hash
+            value is not None and _text(value) == job.content_hash
             for job, value in zip(jobs, seen, strict=True)
         ]
         self.stats.skips += sum(flags)
@@ -209,17 +215,10 @@ class CopyCache:
         """Record what was published (call only after the broker acknowledged it)."""
         if not (self.settings.skip_unchanged and suggestions):
             return
-        prefix, ttl = self.settings.prefix, self.settings.seen_ttl_s
-
-        async def store() -> None:
-            pipe = self.client.pipeline(transaction=False)
-            for suggestion in suggestions:
-                key = seen_key(prefix, suggestion.tenant, suggestion.product_id)
-                pipe.hset(key, suggestion.channel, suggestion.content_hash)
-                pipe.expire(key, ttl)
-            await pipe.execute()
-
-        await self.guard.run(store)
+        prefix = self.settings.prefix
+        keys = [seen_key(prefix, s.tenant, s.product_id, s.channel) for s in suggestions]
+        values: list[str | int] = [self.settings.seen_ttl_s, *(s.content_hash for s in suggestions)]
+        await self.guard.run(lambda: self._set_all(keys=keys, args=values))
 
     # -- cache and single flight --------------------------------------------------------------
 

@@ -144,7 +144,7 @@ class WorkerSettings(_Section):
         default=1_048_576, ge=1024, description="Larger events are dead-lettered."
     )
     take_batch: int = Field(default=64, ge=1, description="Events taken from the stream at once.")
-    take_within_s: float = Field(default=0.5, gt=0, description="Max wait to fill a take.")
+    take_within_s: float = Field(default=0.1, gt=0, description="Max wait to fill a take.")
     data_dir: Path = Field(default=Path("~/.cache/copyflow/worker"))
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
