@@ -73,6 +73,12 @@ def run_demo(settings: Settings, catalog: Path, timeout_s: float, out: Path | No
                 **TANSU_GROUP_ENV,
                 "COPYFLOW_KAFKA__BOOTSTRAP": broker.bootstrap,
                 "COPYFLOW_WORKER__DATA_DIR": str(workdir / "worker"),
+                # A fresh broker is a fresh catalog: this run's skip state and cache are its
+                # own (and short-lived), so a second demo is not skipped as unchanged.
+                "COPYFLOW_CACHE__PREFIX": f"copyflow-demo-{workdir.name}",
+                "COPYFLOW_CACHE__TTL_S": "3600",
+                "COPYFLOW_CACHE__SEEN_TTL_S": "3600",
+                "COPYFLOW_METRICS__PORT": os.environ.get("COPYFLOW_METRICS__PORT", "0"),
             }
             with (workdir / "worker.log").open("wb") as worker_log:
                 worker = subprocess.Popen(

@@ -17,11 +17,16 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_demo_prints_every_suggestion_and_dead_letter(tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("run", ["first", "second"])
+def test_demo_prints_every_suggestion_and_dead_letter(
+    tiny_model_dir: Path, redis_url: str, tmp_path: Path, run: str
+) -> None:
+    """Run twice against one Redis: a second demo must not be skipped as unchanged."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COPYFLOW_")}
     env.update(
         COPYFLOW_MODEL__NAME=str(tiny_model_dir),
         COPYFLOW_MODEL__MAX_NEW_TOKENS="8",
+        COPYFLOW_REDIS__URL=redis_url,
         PYTHONPATH=str(REPO),
     )
     output = tmp_path / "suggestions.jsonl"
