@@ -14,10 +14,10 @@ from functools import cached_property
 
 from consumer.dead_letters import DeadLetter
 from plugins.catalog import CatalogAdapter, InvalidEvent
-from plugins.fallback import template_copy
+from plugins.channels import UnknownChannel, get_channel
 from plugins.generators import GenerationRequest, GenerationResult, Generator
-from plugins.validators import check_not_degenerate
-from schemas import CheckResult, ModelInfo, ProductEvent, Suggestion
+from plugins.validators import CopyReviewer
+from schemas import ModelInfo, ProductEvent, Suggestion
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,15 @@ def _release_accelerator_memory() -> None:
 class Pipeline:
     """Decode and build: the steps around generation, the same in the worker and the CLI."""
 
-    def __init__(self, adapter: CatalogAdapter, max_event_bytes: int):
+    def __init__(
+        self,
+        adapter: CatalogAdapter,
+        max_event_bytes: int,
+        reviewer: CopyReviewer | None = None,
+    ) -> None:
         self.adapter = adapter
         self.max_event_bytes = max_event_bytes
+        self.reviewer = reviewer or CopyReviewer()
 
     def decode(self, raw: bytes | None) -> ProductEvent | DeadLetter:
         """Step: wire bytes to a valid ProductEvent, or the dead letter saying why not."""
@@ -107,9 +113,15 @@ class Pipeline:
                 f"{len(raw)} bytes exceeds worker.max_event_bytes={self.max_event_bytes}",
             )
         try:
-            return self.adapter.decode(raw)
+            event = self.adapter.decode(raw)
         except InvalidEvent as exc:
             return DeadLetter(exc.kind, exc.reason)
+        for channel in event.data.channels:
+            try:
+                get_channel(channel)
+            except UnknownChannel as exc:
+                return DeadLetter("schema", f"data.channels: {exc.args[0]}")
+        return event
 
     def build(
         self,
@@ -119,20 +131,12 @@ class Pipeline:
         latency_ms: float,
         cache_hit: bool = False,
     ) -> Suggestion:
-        """Step: check the generated copy and build the Suggestion (fallback if it fails)."""
+        """Step: check the generated copy for its channel (repair once, else the template) and
+        build the Suggestion."""
         product = job.event.data
-        checks = [
-            CheckResult(
-                name="parsed", passed=result.parse_error is None, detail=result.parse_error or ""
-            )
-        ]
-        if result.title is not None and result.description is not None:
-            checks.append(check_not_degenerate(result.title + "\n" + result.description))
-        fallback = not all(check.passed for check in checks)
-        if fallback or result.title is None or result.description is None:
-            title, description = template_copy(product)
-        else:
-            title, description = result.title, result.description
+        reviewed = self.reviewer.review(
+            product, get_channel(job.channel), result.title, result.description, result.parse_error
+        )
         content_hash = job.content_hash
         return Suggestion(
             suggestion_id=suggestion_id(job.event.tenant, content_hash, job.channel, model),
@@ -140,11 +144,11 @@ class Pipeline:
             tenant=job.event.tenant,
             source_event_id=job.event.id,
             channel=job.channel,
-            title=title,
-            description=description,
+            title=reviewed.title,
+            description=reviewed.description,
             model=model,
-            checks=checks,
-            fallback_used=fallback,
+            checks=reviewed.checks,
+            fallback_used=reviewed.fallback_used,
             cache_hit=cache_hit,
             latency_ms=latency_ms,
             content_hash=content_hash,

@@ -11,6 +11,7 @@ from plugins.catalog import JsonCatalogAdapter
 from plugins.generators import get_prompt
 from plugins.generators.hf import TransformersGenerator, TransformersSpec
 from plugins.generators.smollm2 import DEFAULT_MODEL, prepare_default_model
+from plugins.validators import CopyReviewer
 from schemas import Settings, SettingsError
 from schemas.settings import setting_error
 
@@ -65,7 +66,8 @@ def build_pool(settings: Settings) -> WorkerPool:
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
-    return Pipeline(JsonCatalogAdapter(), settings.worker.max_event_bytes)
+    reviewer = CopyReviewer(settings.checks.banned_phrases)
+    return Pipeline(JsonCatalogAdapter(), settings.worker.max_event_bytes, reviewer)
 
 
 def model_error(location: str, exc: BaseException) -> SettingsError:

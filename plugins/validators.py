@@ -1,15 +1,114 @@
-"""Checks on generated copy. Each returns a CheckResult; any failure sends the copy to fallback."""
+"""Checks on generated copy, one repair attempt, and the fallback decision.
+
+Every check returns a CheckResult that goes into the suggestion, so a merchant (and the
+evaluation) can see what ran and what it found. The hallucination guard is strict on purpose:
+a value in the copy (a number with its unit, a color, a material, a size, a known brand) must
+be found in the product's own fields, or the copy is repaired or replaced.
+"""
 
 from __future__ import annotations
 
-from schemas import CheckResult
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from plugins.channels import ChannelRules
+from plugins.fallback import template_copy
+from plugins.lexicon import BRANDS, COLORS, MATERIALS, STOPWORDS, UNITS
+from schemas import CheckResult, Product
+
+_NUMBER = re.compile(rf"(?<![\w.])(\d+(?:[.,/-]\d+)*)(?:\s*({UNITS}))?(?![\w])", re.IGNORECASE)
+_WORD = re.compile(r"[\w'&]+", re.UNICODE)
+_SIZE = re.compile(r"\b(?:size\s+([SML])|(XXS|XS|XL|XXL|XXXL|[2-4]XL))\b")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_ECHO = ("product data:", "channel:", "```", "title:", "description:", "language:")
+
+
+def _source_text(product: Product) -> str:
+    parts = [product.title, product.description, product.brand or "", *product.category]
+    for name, value in product.attributes.items():
+        parts += [name, value]
+    parts += product.keywords
+    return "\n".join(parts)
+
+
+def _numbers(text: str) -> list[tuple[str, str, str]]:
+    """(matched text, number with ',' as '.', unit lower-cased or '') for each number."""
+    return [
+        (m.group(0), m.group(1).replace(",", "."), (m.group(2) or "").lower())
+        for m in _NUMBER.finditer(text)
+    ]
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """What the product's own fields support."""
+
+    words: frozenset[str]
+    numbers: frozenset[str]
+    parts: frozenset[str]
+    units: dict[str, frozenset[str]]
+
+    @classmethod
+    def of(cls, product: Product) -> Grounding:
+        source = _source_text(product)
+        found = _numbers(source)
+        units: dict[str, set[str]] = {}
+        for _, number, unit in found:
+            units.setdefault(number, set()).add(unit)
+        return cls(
+            words=frozenset(w.lower() for w in _WORD.findall(source)),
+            numbers=frozenset(number for _, number, _ in found),
+            parts=frozenset(p for _, n, _ in found for p in re.split(r"[-/]", n)),
+            units={number: frozenset(us) for number, us in units.items()},
+        )
+
+    def _supports_number(self, number: str, unit: str) -> bool:
+        """ "1-9/16" needs that whole number in the source; a plain "10" may be part of one
+        ("2-10kg"). A unit must be one the source gives that number (26cm is not 26mm)."""
+        if number not in self.numbers:
+            return not re.search(r"[-/]", number) and number in self.parts
+        return not unit or unit in self.units[number]
+
+    def unsupported(self, text: str) -> list[str]:
+        """The values in text that the product's fields do not support, in order."""
+        found: list[str] = []
+        for matched, number, unit in _numbers(text):
+            if not self._supports_number(number, unit):
+                found.append(matched.strip())
+        for word in _WORD.findall(text):
+            lower = word.lower()
+            if lower in self.words:
+                continue
+            if lower in COLORS or lower in MATERIALS or lower in BRANDS:
+                found.append(word)
+        for match in _SIZE.finditer(text):
+            size = (match.group(1) or match.group(2)).lower()
+            if size not in self.words:
+                found.append(match.group(0))
+        return list(dict.fromkeys(found))
+
+
+def check_grounded(grounding: Grounding, title: str, description: str) -> CheckResult:
+    unsupported = grounding.unsupported(f"{title}\n{description}")
+    return CheckResult(
+        name="grounded",
+        passed=not unsupported,
+        detail=("unsupported: " + ", ".join(unsupported)) if unsupported else "",
+    )
 
 
 def check_not_degenerate(text: str, *, n: int = 3, max_repeat_ratio: float = 0.2) -> CheckResult:
-    """Fails on empty text or text whose word n-grams repeat (a looping small model)."""
+    """Fails on empty text, text whose word n-grams repeat (a looping small model), or text
+    that echoes the prompt's scaffolding."""
     words = text.lower().split()
     if not words:
         return CheckResult(name="not_degenerate", passed=False, detail="empty")
+    lowered = text.lower()
+    echoed = [marker for marker in _ECHO if marker in lowered]
+    if echoed:
+        return CheckResult(name="not_degenerate", passed=False, detail=f"echoes {echoed[0]!r}")
     grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
     if not grams:
         return CheckResult(name="not_degenerate", passed=True)
@@ -17,3 +116,128 @@ def check_not_degenerate(text: str, *, n: int = 3, max_repeat_ratio: float = 0.2
     passed = repeated <= max_repeat_ratio
     detail = "" if passed else f"{repeated:.0%} of {n}-word sequences repeat"
     return CheckResult(name="not_degenerate", passed=passed, detail=detail)
+
+
+def check_language(text: str, locale: str) -> CheckResult:
+    """The copy is in the product's language: CJK script for zh/ja/ko, and for languages with
+    a stopword list, more of that language's function words than English ones."""
+    language = locale.split("-")[0].lower()
+    if language in ("zh", "ja", "ko"):
+        letters = [c for c in text if c.isalpha()]
+        share = len(_CJK.findall(text)) / max(1, len(letters))
+        passed = share >= 0.3
+        detail = "" if passed else f"{share:.0%} of letters in {language} script"
+        return CheckResult(name="language", passed=passed, detail=detail)
+    if language == "en" or language not in STOPWORDS:
+        detail = "" if language == "en" else f"not checked for {language}"
+        if _CJK.search(text) and language == "en":
+            return CheckResult(name="language", passed=False, detail="CJK text for locale en")
+        return CheckResult(name="language", passed=True, detail=detail)
+    words = [w.lower() for w in _WORD.findall(text)]
+    own = sum(w in STOPWORDS[language] for w in words)
+    english = sum(w in STOPWORDS["en"] for w in words)
+    passed = own >= english or english < 2
+    detail = "" if passed else f"reads as English ({english} English vs {own} {language} words)"
+    return CheckResult(name="language", passed=passed, detail=detail)
+
+
+def check_phrases(
+    title: str, description: str, banned: Sequence[str], rules: ChannelRules
+) -> CheckResult:
+    text = f"{title}\n{description}".lower()
+    problems = [f"banned phrase {p!r}" for p in banned if p.lower() in text]
+    problems += rules.style_problems(title, description)
+    return CheckResult(name="style", passed=not problems, detail="; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    title: str
+    description: str
+    checks: list[CheckResult]
+    fallback_used: bool
+
+
+class CopyReviewer:
+    """Checks generated copy for one channel; repairs it once; else falls back to the template."""
+
+    def __init__(self, banned_phrases: Sequence[str] = ()) -> None:
+        self.banned_phrases = tuple(banned_phrases)
+
+    def checks(
+        self, product: Product, rules: ChannelRules, title: str, description: str
+    ) -> list[CheckResult]:
+        text = f"{title}\n{description}"
+        return [
+            check_not_degenerate(text),
+            check_grounded(Grounding.of(product), title, description),
+            check_phrases(title, description, self.banned_phrases, rules),
+            check_language(text, product.locale),
+        ]
+
+    def review(
+        self,
+        product: Product,
+        rules: ChannelRules,
+        title: str | None,
+        description: str | None,
+        parse_error: str | None,
+    ) -> Reviewed:
+        checks = [CheckResult(name="parsed", passed=parse_error is None, detail=parse_error or "")]
+        if title is not None and description is not None and parse_error is None:
+            first = self.checks(product, rules, title, description)
+            checks += first
+            if all(c.passed for c in first):
+                return self._fitted(rules, title, description, checks, fallback=False)
+            repaired = self._repair(product, rules, title, description)
+            if repaired is not None:
+                again = self.checks(product, rules, *repaired)
+                failed = [c for c in again if not c.passed]
+                checks.append(
+                    CheckResult(
+                        name="repair",
+                        passed=not failed,
+                        detail="; ".join(f"{c.name}: {c.detail}" for c in failed)
+                        or "removed what the checks found",
+                    )
+                )
+                if not failed:
+                    return self._fitted(rules, *repaired, checks, fallback=False)
+        fallback_title, fallback_description = template_copy(product)
+        return self._fitted(rules, fallback_title, fallback_description, checks, fallback=True)
+
+    def _repair(
+        self, product: Product, rules: ChannelRules, title: str, description: str
+    ) -> tuple[str, str] | None:
+        """Remove what the checks object to: unsupported values and banned or promotional
+        phrases from the title, whole sentences from the description. None if nothing useful
+        is left, or the problem (language, a looping model) cannot be cut out."""
+        text = f"{title}\n{description}"
+        if not check_not_degenerate(text).passed or not check_language(text, product.locale).passed:
+            return None
+        grounding = Grounding.of(product)
+        phrases = [*self.banned_phrases, *rules.promotional_phrases]
+        bad = grounding.unsupported(text)
+        fixed_title = title
+        for value in [*bad, *phrases]:
+            fixed_title = re.sub(rf"(?i)(?<!\w){re.escape(value)}(?!\w)", " ", fixed_title)
+        fixed_title = " ".join(fixed_title.split()).strip(" ,;:-|&")
+        kept = []
+        for sentence in _SENTENCE.split(description):
+            lowered = sentence.lower()
+            if grounding.unsupported(sentence) or any(p.lower() in lowered for p in phrases):
+                continue
+            kept.append(sentence)
+        fixed_description = " ".join(kept)
+        if len(fixed_title.split()) < 2:
+            return None
+        if not fixed_description:
+            fixed_description = template_copy(product)[1]
+        return fixed_title, fixed_description
+
+    @staticmethod
+    def _fitted(
+        rules: ChannelRules, title: str, description: str, checks: list[CheckResult], fallback: bool
+    ) -> Reviewed:
+        fitted_title, fitted_description, length = rules.fit(title, description)
+        return Reviewed(fitted_title, fitted_description, [*checks, length], fallback)

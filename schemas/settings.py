@@ -132,6 +132,14 @@ class PoolSettings(_Section):
     capacity: int = Field(default=256, ge=1, description="Requests queued or generating.")
 
 
+class ChecksSettings(_Section):
+    banned_phrases: list[str] = Field(
+        default_factory=list,
+        description="Phrases no suggestion may contain (case-insensitive), on top of each "
+        "channel's own; as JSON in the environment.",
+    )
+
+
 class MetricsSettings(_Section):
     port: int = Field(
         default=9464, ge=0, le=65535, description="Prometheus /metrics port; 0 turns it off."
@@ -163,6 +171,7 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     pool: PoolSettings = Field(default_factory=PoolSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    checks: ChecksSettings = Field(default_factory=ChecksSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @classmethod

@@ -6,8 +6,10 @@ in a fixed order, with length caps so a long description cannot crowd out the in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from plugins.channels import get_channel
 from schemas import Product
 
 _MAX_FIELD_CHARS = 400
@@ -62,30 +64,68 @@ def _clip(text: str) -> str:
     return text[:_MAX_FIELD_CHARS].rsplit(" ", 1)[0] + " ..."
 
 
+def _user_v1(product_text: str, channel: str, locale: str) -> str:
+    return f"Channel: {channel}. Language: {locale}.\nProduct data:\n```\n{product_text}\n```"
+
+
+LANGUAGES = {
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "nl": "Dutch",
+    "pt": "Portuguese",
+    "pl": "Polish",
+    "sv": "Swedish",
+    "tr": "Turkish",
+    "zh": "Chinese",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "hi": "Hindi",
+}
+
+# A description limit for the prompt: channels allow thousands of characters, but a short model
+# answer is the one that stays faithful (and cheap to generate).
+_PROMPT_DESCRIPTION_MAX = 300
+
+
+def _user_v2(product_text: str, channel: str, locale: str) -> str:
+    """The channel's rules and the language go after the shared instructions and example, so a
+    batch mixing channels and locales still shares that prefix's computation."""
+    rules = get_channel(channel)
+    language = LANGUAGES.get(locale.split("-")[0].lower(), locale)
+    description_max = min(rules.description_max, _PROMPT_DESCRIPTION_MAX)
+    # No "Title:"-like words here: a small model copies them into its answer.
+    return (
+        f"Channel: {rules.name}, titles up to {rules.title_max} characters, descriptions up to "
+        f"{description_max}. Language: {language}.\n"
+        f"Product data:\n```\n{product_text}\n```"
+    )
+
+
 @dataclass(frozen=True)
 class PromptTemplate:
     version: str
     system: str
     example: tuple[str, str] | None
+    user: Callable[[str, str, str], str] = _user_v1
 
     def messages(self, product: Product, channel: str) -> list[dict[str, str]]:
         """Chat messages for the model's chat template."""
         msgs = [{"role": "system", "content": self.system}]
         if self.example is not None:
-            msgs.append({"role": "user", "content": _user(self.example[0], "default", "en-US")})
+            example = self.user(self.example[0], "default", "en-US")
+            msgs.append({"role": "user", "content": example})
             msgs.append({"role": "assistant", "content": self.example[1]})
-        msgs.append(
-            {"role": "user", "content": _user(render_product(product), channel, product.locale)}
-        )
+        text = self.user(render_product(product), channel, product.locale)
+        msgs.append({"role": "user", "content": text})
         return msgs
-
-
-def _user(product_text: str, channel: str, locale: str) -> str:
-    return f"Channel: {channel}. Language: {locale}.\nProduct data:\n```\n{product_text}\n```"
 
 
 PROMPTS: dict[str, PromptTemplate] = {
     "v1": PromptTemplate(version="v1", system=_SYSTEM_V1, example=_EXAMPLE_V1),
+    "v2": PromptTemplate(version="v2", system=_SYSTEM_V1, example=_EXAMPLE_V1, user=_user_v2),
 }
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 from consumer.dead_letters import DeadLetter
 from consumer.pipeline import Job, Pipeline, jobs_for, suggestion_id
 from plugins.catalog import JsonCatalogAdapter
+from plugins.channels import get_channel
 from plugins.generators import GenerationRequest, GenerationResult, get_prompt
 from plugins.generators.hf import TransformersGenerator
 from schemas import ModelInfo, ProductEvent, Suggestion
@@ -117,3 +119,28 @@ def test_oversized_and_empty_messages_are_dead_letters(generator: TransformersGe
     assert isinstance(oversized, DeadLetter) and oversized.kind == "oversize"
     empty = pipeline.decode(None)
     assert isinstance(empty, DeadLetter) and empty.kind == "decode"
+
+
+def test_an_unknown_channel_is_a_dead_letter_naming_the_known_ones() -> None:
+    pipeline = Pipeline(JsonCatalogAdapter(), max_event_bytes=1 << 20)
+    raw = json.dumps(product_event(1, channels=["amazon", "etsy"])).encode()
+    letter = pipeline.decode(raw)
+    assert isinstance(letter, DeadLetter) and letter.kind == "schema"
+    assert "data.channels: unknown channel 'etsy'; known: amazon, default" in letter.reason
+
+
+@pytest.mark.parametrize("channel", ["default", "google", "amazon", "ebay", "shopify_seo"])
+def test_each_channel_gets_copy_within_its_limits(
+    generator: TransformersGenerator, channel: str
+) -> None:
+    pipeline = Pipeline(JsonCatalogAdapter(), max_event_bytes=1 << 20)
+    long_title = "Testbrand Blue Cotton Shirt " + " ".join(["Shirt"] * 60)
+    long_description = " ".join(f"A blue cotton shirt number {i}." for i in range(400))
+    result = GenerationResult("...", long_title, long_description, None, 50, 20)
+    suggestion = pipeline.build(
+        Job(event(1, channels=[channel]), channel), result, generator.model_info, latency_ms=1.0
+    )
+    rules = get_channel(channel)
+    assert len(suggestion.title) <= rules.title_max
+    assert len(suggestion.description) <= rules.description_max
+    assert suggestion.checks[-1].name == "length"

@@ -1,0 +1,60 @@
+"""Word lists the checks use: values a model tends to invent, and language markers.
+
+Written for this project; deliberately small and common. A value outside these lists is not
+checked by the guard (numbers are checked whatever they are).
+"""
+
+from __future__ import annotations
+
+
+def words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+COLORS = words(
+    """
+    black white grey gray silver gold golden red maroon burgundy crimson pink rose magenta
+    fuchsia purple violet lavender lilac mauve blue navy teal turquoise aqua cyan green olive
+    lime mint khaki yellow mustard orange peach coral brown tan beige cream ivory camel
+    charcoal bronze copper multicolor multicolour transparent
+    """
+)
+
+MATERIALS = words(
+    """
+    cotton polyester nylon spandex elastane lycra viscose rayon linen wool merino cashmere
+    silk satin denim leather suede velvet fleece acrylic jersey chiffon georgette crepe
+    bamboo hemp jute canvas rubber plastic silicone steel aluminium aluminum iron copper
+    brass bronze titanium glass ceramic porcelain wood wooden oak walnut teak pine marble
+    granite stone gold silver platinum
+    """
+)
+
+# Standalone size tokens (upper case in copy). Numeric sizes are numbers, checked as such.
+SIZES = words("XXS XS S M L XL XXL XXXL 2XL 3XL 4XL")
+
+# Well-known brands a small model drops into copy for any product of their kind.
+BRANDS = words(
+    """
+    nike adidas puma reebok asics fila skechers converse vans levis levi's zara h&m uniqlo
+    gucci prada chanel dior armani versace apple samsung sony lg philips bosch dell hp lenovo
+    asus acer microsoft google xiaomi huawei oneplus canon nikon ikea dyson nestle loreal
+    l'oreal maybelline lakme nivea dove gillette rolex casio fossil titan tommy hilfiger
+    calvin klein ralph lauren lacoste wrangler lee
+    """
+)
+
+UNITS = (
+    "mm|cm|m|km|in|inch|inches|ft|kg|g|mg|lb|lbs|oz|l|ml|cl|w|kw|v|mah|gb|tb|mb|hz|mhz|ghz|"
+    "pcs|pc|pieces|pack|x|%"
+)
+
+# Frequent function words: enough to tell which language a sentence is in.
+STOPWORDS = {
+    "en": words("the and with for this that your from are is of to in on a an it its made"),
+    "de": words("der die das und mit für ist ein eine aus im in den dem zu von auf sie ihr"),
+    "fr": words("le la les et avec pour est un une des du de en au aux"),
+    "es": words("el la los las y con para es un una de del en por"),
+    "it": words("il lo la gli le e con per è un una di del in da"),
+    "nl": words("de het een en met voor is van in op uit"),
+}

@@ -1,0 +1,138 @@
+"""The hallucination guard, the other checks, one repair, and the fallback."""
+
+from __future__ import annotations
+
+import pytest
+
+from plugins.channels import get_channel
+from plugins.validators import CopyReviewer, Grounding, check_language, check_not_degenerate
+from schemas import Product
+
+SKILLET = Product(
+    product_id="hm-1",
+    title="cast iron skillet 26cm pre-seasoned",
+    brand="Forgeline",
+    category=["Home", "Kitchen"],
+    attributes={"color": "black", "material": "cast iron", "diameter": "26cm"},
+    description="A heavy pan for searing. Fits 9/16 burners.",
+)
+
+
+@pytest.mark.parametrize(
+    ("copy", "planted"),
+    [
+        ("Forgeline Red Cast Iron Skillet 26cm", "Red"),  # a wrong color
+        ("Forgeline Cast Iron Skillet 28cm", "28cm"),  # a changed number
+        ("Forgeline Cast Iron Skillet 26mm", "26mm"),  # the same number, another unit
+        ("Forgeline Skillet for 1-9/16 burners", "1-9/16"),  # a number grown from 9/16
+        ("Forgeline Copper Skillet 26cm", "Copper"),  # an invented material
+        ("Nike Cast Iron Skillet 26cm", "Nike"),  # an invented brand
+        ("Forgeline Cast Iron Skillet Size XL", "XL"),  # an invented size
+    ],
+)
+def test_the_guard_catches_planted_values(copy: str, planted: str) -> None:
+    assert planted in Grounding.of(SKILLET).unsupported(copy)
+
+
+@pytest.mark.parametrize(
+    "copy",
+    [
+        "Forgeline Black Cast Iron Skillet 26cm, Pre-Seasoned",
+        "Forgeline Cast Iron Skillet 26 cm for 9/16 burners",
+        "A 26cm black skillet from Forgeline for the kitchen",
+    ],
+)
+def test_the_guard_passes_grounded_values(copy: str) -> None:
+    assert Grounding.of(SKILLET).unsupported(copy) == []
+
+
+def test_parts_of_a_range_are_grounded_but_not_new_compounds() -> None:
+    weights = Product(product_id="d", title="adjustable dumbbells pair 2-10kg")
+    grounding = Grounding.of(weights)
+    assert grounding.unsupported("Dumbbells up to 10kg") == []
+    assert grounding.unsupported("Dumbbells 2-12kg") == ["2-12kg"]
+
+
+def test_review_repairs_once_by_cutting_the_unsupported_value() -> None:
+    reviewed = CopyReviewer().review(
+        SKILLET,
+        get_channel("default"),
+        "Forgeline Copper Cast Iron Skillet 26cm",
+        "A pre-seasoned skillet. Made of 100% steel.",
+        None,
+    )
+    assert not reviewed.fallback_used
+    assert reviewed.title == "Forgeline Cast Iron Skillet 26cm"
+    assert reviewed.description == "A pre-seasoned skillet."
+    checks = {c.name: c for c in reviewed.checks}
+    assert not checks["grounded"].passed and "Copper" in checks["grounded"].detail
+    assert checks["repair"].passed
+
+
+def test_review_falls_back_to_the_template_when_repair_cannot_help() -> None:
+    reviewed = CopyReviewer().review(
+        SKILLET, get_channel("ebay"), "Nike Steel", "Steel from Nike.", None
+    )
+    assert reviewed.fallback_used
+    assert reviewed.title.startswith("Forgeline cast iron skillet 26cm")
+    assert len(reviewed.title) <= 80
+    assert Grounding.of(SKILLET).unsupported(reviewed.title + " " + reviewed.description) == []
+
+
+def test_a_parse_failure_is_a_fallback_with_its_reason() -> None:
+    reviewed = CopyReviewer().review(SKILLET, get_channel("default"), None, None, "no TITLE: line")
+    assert reviewed.fallback_used
+    assert reviewed.checks[0].name == "parsed" and reviewed.checks[0].detail == "no TITLE: line"
+    assert reviewed.checks[-1].name == "length"
+
+
+def test_banned_phrases_setting_and_channel_phrases_are_removed() -> None:
+    reviewer = CopyReviewer(banned_phrases=["world class"])
+    reviewed = reviewer.review(
+        SKILLET,
+        get_channel("amazon"),
+        "Forgeline World Class Cast Iron Skillet",
+        "A pre-seasoned skillet. Free shipping on every order.",
+        None,
+    )
+    assert not reviewed.fallback_used
+    assert "world class" not in reviewed.title.lower()
+    assert "shipping" not in reviewed.description.lower()
+    style = next(c for c in reviewed.checks if c.name == "style")
+    assert "banned phrase 'world class'" in style.detail
+    assert "promotional phrase 'free shipping'" in style.detail
+
+
+def test_prompt_echo_is_degenerate() -> None:
+    assert not check_not_degenerate("Product data: brand: Acme title: mug").passed
+    assert check_not_degenerate("Acme Blue Mug for coffee and tea at home").passed
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "passed"),
+    [
+        ("Eine schwarze Pfanne aus Gusseisen für die Küche und den Herd", "de-DE", True),
+        ("A black cast iron pan for the kitchen and the stove", "de-DE", False),
+        ("黑色铸铁煎锅 适合厨房使用", "zh-CN", True),
+        ("A black cast iron pan for the kitchen", "zh-CN", False),
+        ("A black cast iron pan for the kitchen", "en-US", True),
+        ("Sartén negra", "es-ES", True),
+    ],
+)
+def test_language_matches_the_locale(text: str, locale: str, passed: bool) -> None:
+    assert check_language(text, locale).passed is passed
+
+
+def test_copy_in_the_wrong_language_falls_back_never_silently_english() -> None:
+    german = SKILLET.model_copy(update={"locale": "de-DE", "title": "Gusseisenpfanne 26cm"})
+    reviewed = CopyReviewer().review(
+        german,
+        get_channel("default"),
+        "Cast Iron Skillet 26cm",
+        "A heavy pan for the kitchen and the stove, made for searing.",
+        None,
+    )
+    assert reviewed.fallback_used
+    assert reviewed.title.startswith("Forgeline Gusseisenpfanne 26cm")
+    language = next(c for c in reviewed.checks if c.name == "language")
+    assert not language.passed and "English" in language.detail
