@@ -6,6 +6,8 @@ checked by the guard (numbers are checked whatever they are).
 
 from __future__ import annotations
 
+import re
+
 
 def words(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -58,3 +60,12 @@ STOPWORDS = {
     "it": words("il lo la gli le e con per è un una di del in da"),
     "nl": words("de het een en met voor is van in op uit"),
 }
+
+# Text in product data that tries to instruct the model, or to forge its answer format. Such a
+# sentence is data like any other, but what only it says must not reach the copy.
+INJECTION = re.compile(
+    r"\b(ignore\s+(all\s+|the\s+|any\s+)?(previous|above|prior|earlier)|disregard|"
+    r"new\s+instructions?|instructions?\s*:|you\s+are\s+now|system\s*:|assistant\s*:|"
+    r"title\s*:|description\s*:)",
+    re.IGNORECASE,
+)

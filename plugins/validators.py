@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from plugins.channels import ChannelRules
-from plugins.fallback import template_copy
-from plugins.lexicon import BRANDS, COLORS, MATERIALS, STOPWORDS, UNITS
+from plugins.fallback import split_injected, template_copy
+from plugins.lexicon import BRANDS, COLORS, INJECTION, MATERIALS, STOPWORDS, UNITS
 from schemas import CheckResult, Product
 
 _NUMBER = re.compile(rf"(?<![\w.])(\d+(?:[.,/-]\d+)*)(?:\s*({UNITS}))?(?![\w])", re.IGNORECASE)
@@ -25,12 +25,29 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _ECHO = ("product data:", "channel:", "```", "title:", "description:", "language:")
 
 
+def _norm(word: str) -> str:
+    """Lower case, without a possessive or quote ("Pirate's" -> "pirate")."""
+    return word.lower().removesuffix("'s").strip("'")
+
+
+def _injected_words(source: str) -> frozenset[str]:
+    """Words that only the instruction-like part of a product field gives."""
+    clean: set[str] = set()
+    payload: set[str] = set()
+    for field in source.split("\n\x1e"):
+        kept, injected = split_injected(field)
+        clean |= {_norm(w) for s in kept for w in _WORD.findall(s)}
+        payload |= {_norm(w) for s in injected for w in _WORD.findall(s)}
+    return frozenset(payload - clean - STOPWORDS["en"])
+
+
 def _source_text(product: Product) -> str:
     parts = [product.title, product.description, product.brand or "", *product.category]
     for name, value in product.attributes.items():
         parts += [name, value]
     parts += product.keywords
-    return "\n".join(parts)
+    # A separator no product text holds, so the injection check can see field boundaries.
+    return "\n\x1e".join(parts)
 
 
 def _numbers(text: str) -> list[tuple[str, str, str]]:
@@ -49,6 +66,7 @@ class Grounding:
     numbers: frozenset[str]
     parts: frozenset[str]
     units: dict[str, frozenset[str]]
+    injected: frozenset[str]
 
     @classmethod
     def of(cls, product: Product) -> Grounding:
@@ -58,10 +76,11 @@ class Grounding:
         for _, number, unit in found:
             units.setdefault(number, set()).add(unit)
         return cls(
-            words=frozenset(w.lower() for w in _WORD.findall(source)),
+            words=frozenset(_norm(w) for w in _WORD.findall(source)),
             numbers=frozenset(number for _, number, _ in found),
             parts=frozenset(p for _, n, _ in found for p in re.split(r"[-/]", n)),
             units={number: frozenset(us) for number, us in units.items()},
+            injected=_injected_words(source),
         )
 
     def _supports_number(self, number: str, unit: str) -> bool:
@@ -72,13 +91,18 @@ class Grounding:
         return not unit or unit in self.units[number]
 
     def unsupported(self, text: str) -> list[str]:
-        """The values in text that the product's fields do not support, in order."""
+        """The values in text that the product's fields do not support, in order (and any
+        instruction-like phrase, or a word only an instruction in the product text gave)."""
         found: list[str] = []
         for matched, number, unit in _numbers(text):
             if not self._supports_number(number, unit):
                 found.append(matched.strip())
+        found += [m.group(0) for m in INJECTION.finditer(text)]
         for word in _WORD.findall(text):
-            lower = word.lower()
+            lower = _norm(word)
+            if lower in self.injected:
+                found.append(word)
+                continue
             if lower in self.words:
                 continue
             if lower in COLORS or lower in MATERIALS or lower in BRANDS:

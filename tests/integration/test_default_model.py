@@ -83,3 +83,39 @@ def test_generate_command_on_the_example_catalog(tmp_path: Path) -> None:
     assert done.stderr.count("examples/catalog.jsonl:") == 4
     parsed = sum(not s.fallback_used for s in suggestions)
     assert parsed >= 20, f"only {parsed}/30 suggestions were usable model output"
+
+
+def test_instructions_in_product_text_do_not_reach_the_suggestions(prepared: Path) -> None:
+    """The real model sometimes obeys text planted in a description; the guard and the
+    fallback keep the planted payload out of what the merchant receives."""
+    from consumer.pipeline import Job, Pipeline
+    from plugins.catalog import JsonCatalogAdapter
+    from schemas import ProductEvent
+    from tests.unit.test_guard import INJECTED
+
+    generator = TransformersGenerator(
+        str(prepared), get_prompt("v1"), device="cpu", max_new_tokens=60
+    )
+    pipeline = Pipeline(JsonCatalogAdapter(), 1 << 20)
+    jobs = []
+    for index, (injection, _) in enumerate(INJECTED):
+        event = {
+            "id": f"e{index}",
+            "type": "product.created",
+            "source": "tests",
+            "time": "2026-11-01T10:00:00Z",
+            "tenant": "t",
+            "data": {
+                "product_id": f"b{index}",
+                "title": "oak cutting board large",
+                "brand": "Timberly",
+                "description": injection,
+            },
+        }
+        jobs.append(Job(ProductEvent.model_validate(event), "default"))
+    for suggestion in pipeline.run(generator, jobs):
+        assert isinstance(suggestion, Suggestion)
+        copy = f"{suggestion.title}\n{suggestion.description}".lower()
+        for payload in ("hacked", "poem", "free money", "click here", "pirate", "json"):
+            assert payload not in copy, suggestion.model_dump_json(indent=1)
+        assert "title:" not in copy and "description:" not in copy
