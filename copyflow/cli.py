@@ -53,6 +53,35 @@ def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if summary.suggestions or not summary.lines else 1
 
 
+def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from copyflow.evaluation.data import DataError, load_items
+    from copyflow.evaluation.report import headline_table, write_report
+    from copyflow.evaluation.run import evaluate
+    from plugins.channels import UnknownChannel, get_channel
+
+    try:
+        get_channel(args.channel)
+    except UnknownChannel as exc:
+        print(f"copyflow eval: --channel: {exc.args[0]}", file=sys.stderr)
+        return 2
+    if not args.input.is_file():
+        print(f"copyflow eval: {args.input}: no such file", file=sys.stderr)
+        return 2
+    try:
+        items = list(load_items(args.input, args.limit))
+    except DataError as exc:
+        print(f"copyflow eval: {exc}", file=sys.stderr)
+        return 2
+    if not items:
+        print(f"copyflow eval: {args.input}: no products", file=sys.stderr)
+        return 2
+    results = evaluate(settings, items, args.channel)
+    report = write_report(results, args.report, args.input)
+    print(headline_table(results))
+    print(f"report: {report}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from copyflow.demo import run_demo
     from copyflow.wiring import model_location
@@ -103,6 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--output", type=Path, help="suggestions JSONL (default: standard output)")
     gen.add_argument("--tenant", default="default", help="tenant for bare Product lines")
+
+    evaluation = command(
+        "eval", _cmd_eval, "score copyflow against the original text and a naive prompt"
+    )
+    evaluation.add_argument(
+        "--input",
+        type=Path,
+        required=True,
+        help="JSONL: fashion_styles, myntra, ProductEvents or bare Products",
+    )
+    evaluation.add_argument("--channel", default="default", help="channel whose rules apply")
+    evaluation.add_argument("--limit", type=int, help="first N products only")
+    evaluation.add_argument(
+        "--report", type=Path, required=True, help="folder for report.md, charts, metrics.json"
+    )
 
     demo = command("demo", _cmd_demo, "run everything embedded on the example catalog")
     demo.add_argument("--catalog", type=Path, default=EXAMPLE_CATALOG)

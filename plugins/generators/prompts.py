@@ -123,9 +123,20 @@ class PromptTemplate:
         return msgs
 
 
+def _user_naive(product_text: str, channel: str, locale: str) -> str:
+    return f"Product:\n{product_text}"
+
+
+# The baseline `copyflow eval` compares against: one plain instruction, no example, no rules.
+_SYSTEM_NAIVE = (
+    "Write an optimized e-commerce title and description for this product. "
+    "Answer as:\nTITLE: <title>\nDESCRIPTION: <description>"
+)
+
 PROMPTS: dict[str, PromptTemplate] = {
     "v1": PromptTemplate(version="v1", system=_SYSTEM_V1, example=_EXAMPLE_V1),
     "v2": PromptTemplate(version="v2", system=_SYSTEM_V1, example=_EXAMPLE_V1, user=_user_v2),
+    "naive": PromptTemplate(version="naive", system=_SYSTEM_NAIVE, example=None, user=_user_naive),
 }
 
 
