@@ -119,3 +119,44 @@ def test_instructions_in_product_text_do_not_reach_the_suggestions(prepared: Pat
         for payload in ("hacked", "poem", "free money", "click here", "pirate", "json"):
             assert payload not in copy, suggestion.model_dump_json(indent=1)
         assert "title:" not in copy and "description:" not in copy
+
+
+def test_german_and_chinese_products_get_their_language_or_a_fallback(prepared: Path) -> None:
+    from consumer.pipeline import Job, Pipeline
+    from plugins.catalog import JsonCatalogAdapter
+    from plugins.validators import check_language
+    from schemas import ProductEvent
+
+    generator = TransformersGenerator(
+        str(prepared), get_prompt("v2"), device="cpu", max_new_tokens=60
+    )
+    products = [
+        ("de-DE", "Gusseisenpfanne 26 cm vorgewürzt", "Schwere Pfanne zum scharfen Anbraten."),
+        ("de-DE", "Yogamatte rutschfest lila 6 mm", "Eine weiche Matte für Yoga und Pilates."),
+        ("zh-CN", "铸铁煎锅 26厘米", "适合煎炒的厚重铁锅。"),
+        ("zh-CN", "防滑瑜伽垫 紫色", "柔软的瑜伽垫。"),
+    ]
+    jobs = []
+    for index, (locale, title, description) in enumerate(products):
+        event = {
+            "id": f"e{index}",
+            "type": "product.created",
+            "source": "tests",
+            "time": "2026-11-01T10:00:00Z",
+            "tenant": "t",
+            "data": {
+                "product_id": f"l{index}",
+                "locale": locale,
+                "title": title,
+                "description": description,
+            },
+        }
+        jobs.append(Job(ProductEvent.model_validate(event), "default"))
+    results = Pipeline(JsonCatalogAdapter(), 1 << 20).run(generator, jobs)
+    for job, suggestion in zip(jobs, results, strict=True):
+        assert isinstance(suggestion, Suggestion)
+        text = f"{suggestion.title}\n{suggestion.description}"
+        in_language = check_language(text, job.event.data.locale).passed
+        assert suggestion.fallback_used or in_language, suggestion.model_dump_json(indent=1)
+        if suggestion.fallback_used:
+            assert suggestion.title.startswith(job.event.data.title.split()[0])
