@@ -133,7 +133,7 @@ class Copywriter:
 
         # 2. skip unchanged content
         if self.cache is not None:
-            unchanged = await self.cache.unchanged(jobs)
+            unchanged = await self.cache.unchanged(jobs, self.pool.model_info)
             kept = [i for i, same in enumerate(unchanged) if not same]
             jobs, owners = [jobs[i] for i in kept], [owners[i] for i in kept]
 

@@ -33,7 +33,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from consumer.dead_letters import DeadLetter
-from consumer.pipeline import Job
+from consumer.pipeline import Job, suggestion_id
 from plugins.generators import GenerationRequest, GenerationResult
 from schemas import ModelInfo, Suggestion
 from schemas.settings import CacheSettings, RedisSettings
@@ -192,8 +192,11 @@ class CopyCache:
 
     # -- unchanged-content skip ---------------------------------------------------------------
 
-    async def unchanged(self, jobs: Sequence[Job]) -> list[bool]:
-        """For each job: is its content the same as the last published for its channel?"""
+    async def unchanged(self, jobs: Sequence[Job], model: ModelInfo) -> list[bool]:
+        """For each job, in order: would it publish the suggestion last published for its
+        product and channel? Compared by suggestion id, which covers the content hash and the
+        model, adapter and prompt versions: a new model or prompt is not skipped. Within the
+        batch each kept job counts as published, so a change and its revert both go out."""
         if not (self.settings.skip_unchanged and jobs):
             return [False] * len(jobs)
         prefix = self.settings.prefix
@@ -204,10 +207,12 @@ class CopyCache:
         seen = await self.guard.run(lambda: self.client.mget(keys))
         if seen is None:
             return [False] * len(jobs)
-        flags = [
-            value is not None and _text(value) == job.content_hash
-            for job, value in zip(jobs, seen, strict=True)
-        ]
+        last = {key: _text(value) for key, value in zip(keys, seen, strict=True) if value}
+        flags = []
+        for key, job in zip(keys, jobs, strict=True):
+            identity = str(suggestion_id(job.event.tenant, job.content_hash, job.channel, model))
+            flags.append(last.get(key) == identity)
+            last[key] = identity
         self.stats.skips += sum(flags)
         return flags
 
@@ -217,7 +222,10 @@ class CopyCache:
             return
         prefix = self.settings.prefix
         keys = [seen_key(prefix, s.tenant, s.product_id, s.channel) for s in suggestions]
-        values: list[str | int] = [self.settings.seen_ttl_s, *(s.content_hash for s in suggestions)]
+        values: list[str | int] = [
+            self.settings.seen_ttl_s,
+            *(str(s.suggestion_id) for s in suggestions),
+        ]
         await self.guard.run(lambda: self._set_all(keys=keys, args=values))
 
     # -- cache and single flight --------------------------------------------------------------
@@ -282,7 +290,7 @@ class CopyCache:
         (Redis trouble) leaves every key to this worker."""
         if not keys:
             return {}
-        ttl_ms = int(self.settings.lock_ttl_s * 1000)
+        ttl_ms = max(1, int(self.settings.lock_ttl_s * 1000))
 
         async def claim() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
@@ -301,18 +309,7 @@ class CopyCache:
         if not keys:
             return {}
         outcomes = await generate([first[key].request for key in keys])
-        ttl = self.settings.ttl_s
-
-        async def store() -> None:
-            pipe = self.client.pipeline(transaction=False)
-            for key, outcome in zip(keys, outcomes, strict=True):
-                if isinstance(outcome, GenerationResult):  # a failure is not cached
-                    pipe.set(key, encode_result(outcome), ex=ttl)
-            for key in keys:  # queued on the pipeline, run by execute()
-                await self._release(keys=[f"{key}:lock"], args=[token], client=pipe)
-            await pipe.execute()
-
-        await self.guard.run(store)
+        await self._store(list(zip(keys, outcomes, strict=True)), release=token)
         return {
             key: Resolved(outcome, cache_hit=False)
             for key, outcome in zip(keys, outcomes, strict=True)
@@ -346,16 +343,35 @@ class CopyCache:
             outcomes = await generate([first[key].request for key in orphans])
             for key, outcome in zip(orphans, outcomes, strict=True):
                 results[key] = Resolved(outcome, cache_hit=False)
+            await self._store(list(zip(orphans, outcomes, strict=True)))
         return results
+
+    async def _store(self, generated: Sequence[tuple[str, Outcome]], release: str = "") -> None:
+        """Cache what was generated (not failures) and, with a token, release those locks."""
+        ttl = self.settings.ttl_s
+
+        async def store() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for key, outcome in generated:
+                if isinstance(outcome, GenerationResult):
+                    pipe.set(key, encode_result(outcome), ex=ttl)
+            if release:
+                for key, _ in generated:  # queued on the pipeline, run by execute()
+                    await self._release(keys=[f"{key}:lock"], args=[release], client=pipe)
+            await pipe.execute()
+
+        await self.guard.run(store)
 
     async def _poll(
         self, keys: Sequence[str]
     ) -> tuple[dict[str, GenerationResult], set[str]] | None:
         async def poll() -> list[Any]:
+            # Locks first: a result is stored before its lock is released, so a lock seen
+            # gone here means the result (if any) is visible to the MGET after it.
             pipe = self.client.pipeline(transaction=False)
-            pipe.mget(keys)
             for key in keys:
                 pipe.exists(f"{key}:lock")
+            pipe.mget(keys)
             return list(await pipe.execute())
 
         answers = await self.guard.run(poll)
@@ -363,8 +379,8 @@ class CopyCache:
             return None
         found = {
             key: result
-            for key, raw in zip(keys, answers[0], strict=True)
+            for key, raw in zip(keys, answers[-1], strict=True)
             if raw is not None and (result := decode_result(raw)) is not None
         }
-        locked = {key for key, exists in zip(keys, answers[1:], strict=True) if exists}
+        locked = {key for key, exists in zip(keys, answers[:-1], strict=True) if exists}
         return found, locked

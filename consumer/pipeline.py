@@ -164,12 +164,19 @@ class Pipeline:
         cache_hits: Sequence[bool] | None = None,
     ) -> list[Suggestion | DeadLetter]:
         hits = cache_hits if cache_hits is not None else [False] * len(jobs)
-        return [
-            result
-            if isinstance(result, DeadLetter)
-            else self.build(job, result, model, latency_ms, cache_hit=hit)
-            for job, result, hit in zip(jobs, results, hits, strict=True)
-        ]
+        outcomes: list[Suggestion | DeadLetter] = []
+        for job, result, hit in zip(jobs, results, hits, strict=True):
+            if isinstance(result, DeadLetter):
+                outcomes.append(result)
+                continue
+            try:
+                outcomes.append(self.build(job, result, model, latency_ms, cache_hit=hit))
+            except ValueError as exc:  # pydantic's ValidationError too
+                # One product's unbuildable suggestion must not stop the stream (a crash
+                # would replay it forever): it becomes a dead letter with the reason.
+                log.exception("cannot build a suggestion for %s", job.event.data.product_id)
+                outcomes.append(DeadLetter("check", f"{type(exc).__name__}: {exc}"))
+        return outcomes
 
     def run(self, generator: Generator, jobs: Sequence[Job]) -> list[Suggestion | DeadLetter]:
         """Generate in this process and build (blocking; for `copyflow generate`)."""

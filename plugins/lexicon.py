@@ -46,10 +46,56 @@ BRANDS = words(
     """
 )
 
-UNITS = (
-    "mm|cm|m|km|in|inch|inches|ft|kg|g|mg|lb|lbs|oz|l|ml|cl|w|kw|v|mah|gb|tb|mb|hz|mhz|ghz|"
-    "pcs|pc|pieces|pack|x|%"
-)
+# Unit spellings -> one canonical form, so "65 watts" is grounded by "65W". Longest first in
+# the pattern. "in" and "x" are not units here: "2 in a box", "40x60" are read otherwise.
+UNIT_FORMS = {
+    "mm": "mm",
+    "cm": "cm",
+    "m": "m",
+    "km": "km",
+    "inch": "inch",
+    "inches": "inch",
+    '"': "inch",
+    "ft": "ft",
+    "feet": "ft",
+    "kg": "kg",
+    "g": "g",
+    "gram": "g",
+    "grams": "g",
+    "mg": "mg",
+    "lb": "lb",
+    "lbs": "lb",
+    "oz": "oz",
+    "l": "l",
+    "litre": "l",
+    "liter": "l",
+    "litres": "l",
+    "liters": "l",
+    "ml": "ml",
+    "cl": "cl",
+    "w": "w",
+    "watt": "w",
+    "watts": "w",
+    "kw": "kw",
+    "v": "v",
+    "volt": "v",
+    "volts": "v",
+    "mah": "mah",
+    "gb": "gb",
+    "tb": "tb",
+    "mb": "mb",
+    "hz": "hz",
+    "mhz": "mhz",
+    "ghz": "ghz",
+    "pcs": "pcs",
+    "pc": "pcs",
+    "pieces": "pcs",
+    "piece": "pcs",
+    "pack": "pcs",
+    "%": "%",
+    "percent": "%",
+}
+UNITS = "|".join(re.escape(u) for u in sorted(UNIT_FORMS, key=len, reverse=True))
 
 # Frequent function words: enough to tell which language a sentence is in.
 STOPWORDS = {
@@ -63,9 +109,10 @@ STOPWORDS = {
 
 # Text in product data that tries to instruct the model, or to forge its answer format. Such a
 # sentence is data like any other, but what only it says must not reach the copy.
+# Role labels count only at the start of a sentence ("Operating system: Android" is data),
+# and the answer format's labels only in capitals, as the prompt writes them.
 INJECTION = re.compile(
-    r"\b(ignore\s+(all\s+|the\s+|any\s+)?(previous|above|prior|earlier)|disregard|"
-    r"new\s+instructions?|instructions?\s*:|you\s+are\s+now|system\s*:|assistant\s*:|"
-    r"title\s*:|description\s*:)",
-    re.IGNORECASE,
+    r"(?i:\bignore\s+(?:all\s+|the\s+|any\s+)?(?:previous|above|prior|earlier)\b|"
+    r"\bdisregard\b|\bnew\s+instructions?\b|\byou\s+are\s+now\b)|"
+    r"(?i:^\W*(?:system|assistant)\s*:)|\b(?:TITLE|DESCRIPTION)\s*:"
 )

@@ -43,6 +43,11 @@ def _cell(value: Any, kind: str) -> str:
     return f"{value:.3f}"
 
 
+def _md(text: object) -> str:
+    """A table cell: no pipes or line breaks from product text."""
+    return " ".join(str(text).replace("|", "\\|").split())
+
+
 def headline_table(results: dict[str, Any]) -> str:
     systems = results["systems"]
     lines = ["| metric | " + " | ".join(SYSTEMS) + " |", "|---|" + "---|" * len(SYSTEMS)]
@@ -100,8 +105,8 @@ def write_report(results: dict[str, Any], folder: Path, source: Path) -> Path:
     charts = _charts(results, folder)
     (folder / "metrics.json").write_text(json.dumps({**results, "input": str(source)}, indent=2))
     examples = "\n".join(
-        f"| {e['product_id']} | {e['original']} | {e['naive']} | {e['copyflow']}"
-        f"{' (fallback)' if e['fallback'] else ''} |"
+        f"| {_md(e['product_id'])} | {_md(e['original'])} | {_md(e['naive'])} | "
+        f"{_md(e['copyflow'])}{' (fallback)' if e['fallback'] else ''} |"
         for e in results["examples"]
     )
     timings = ", ".join(f"{k} {v:.0f} s" for k, v in results["timings"].items())

@@ -62,11 +62,9 @@ def _job(item: Item, channel: str) -> Job:
     return Job(event, channel)
 
 
-def _naive_copy(item: Item, outcome: Outcome) -> Copy:
+def _naive_copy(item: Item, outcome: GenerationResult) -> Copy:
     """The raw answer as a naive integration would use it: parsed when it parses, else its
     first line as the title and the rest as the description."""
-    if isinstance(outcome, DeadLetter):
-        return Copy(item, "", "")
     if outcome.title is not None and outcome.description is not None:
         return Copy(item, outcome.title, outcome.description)
     first, _, rest = outcome.raw_text.strip().partition("\n")
@@ -102,7 +100,11 @@ def evaluate(settings: Settings, items: Sequence[Item], channel: str) -> dict[st
 
     systems = {
         "original": [Copy(i, i.product.title, i.product.description) for i in items],
-        "naive": [_naive_copy(i, o) for i, o in zip(items, naive, strict=True)],
+        "naive": [
+            _naive_copy(i, o)
+            for i, o in zip(items, naive, strict=True)
+            if isinstance(o, GenerationResult)
+        ],
         "copyflow": [
             Copy(i, s.title, s.description)
             for i, s in zip(items, suggestions, strict=True)
@@ -120,6 +122,7 @@ def evaluate(settings: Settings, items: Sequence[Item], channel: str) -> dict[st
             "failed_generations": len(items) - len(made),
         }
     )
+    figures["naive"]["failed_generations"] = sum(isinstance(o, DeadLetter) for o in naive)
     figures["naive"]["parse_failure_rate"] = sum(
         isinstance(o, GenerationResult) and o.parse_error is not None for o in naive
     ) / max(1, len(naive))
@@ -137,13 +140,13 @@ def evaluate(settings: Settings, items: Sequence[Item], channel: str) -> dict[st
             {
                 "product_id": item.product.product_id,
                 "original": item.product.title,
-                "naive": naive_copy.title,
+                "naive": _naive_copy(item, answer).title
+                if isinstance(answer, GenerationResult)
+                else None,
                 "copyflow": suggestion.title if suggestion else None,
                 "fallback": suggestion.fallback_used if suggestion else None,
             }
-            for item, naive_copy, suggestion in list(
-                zip(items, systems["naive"], suggestions, strict=True)
-            )[:10]
+            for item, answer, suggestion in list(zip(items, naive, suggestions, strict=True))[:10]
         ],
     }
 

@@ -17,7 +17,13 @@ def truncate_words(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[: limit + 1] else text[:limit]
-    return cut.rstrip(" ,;:-/|&")[:limit]
+    # Never empty: a first word longer than the limit is cut hard.
+    return cut.rstrip(" ,;:-/|&")[:limit] or text[:limit]
+
+
+def has_phrase(text: str, phrase: str) -> bool:
+    """The phrase as whole words, any case ("sale" is not in "wholesale", "#1" not in "#10")."""
+    return re.search(rf"(?<![\w#]){re.escape(phrase)}(?![\w])", text, re.IGNORECASE) is not None
 
 
 def _no_shouting(text: str) -> str:
@@ -37,8 +43,9 @@ class ChannelRules:
 
     def style_problems(self, title: str, description: str) -> list[str]:
         """What in the copy breaks this channel's style rules (fit() fixes length and capitals)."""
-        text = f"{title}\n{description}".lower()
-        return [f"promotional phrase {p!r}" for p in self.promotional_phrases if p in text]
+        text = f"{title}\n{description}"
+        found = [p for p in self.promotional_phrases if has_phrase(text, p)]
+        return [f"promotional phrase {p!r}" for p in found]
 
     def fit(self, title: str, description: str) -> tuple[str, str, CheckResult]:
         """Title and description within this channel's limits, cut at word boundaries."""

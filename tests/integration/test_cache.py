@@ -237,7 +237,7 @@ def test_unchanged_content_is_skipped_per_product_and_channel(redis_url: str, pr
     async def scenario() -> None:
         cache = make_cache(redis_url, prefix)
         original = job(1)
-        assert await cache.unchanged([original]) == [False]
+        assert await cache.unchanged([original], MODEL) == [False]
         suggestion = _suggestion(original)
         await cache.remember([suggestion])
         price_only = job(1, price="9.99", stock=3)  # fields the copy does not use
@@ -246,12 +246,21 @@ def test_unchanged_content_is_skipped_per_product_and_channel(redis_url: str, pr
             ProductEvent.model_validate(product_event(1, channels=["amazon"]))
         )[0]
         other_tenant = job(1, tenant="tenant-b")
-        flags = await cache.unchanged([price_only, retitled, other_channel, other_tenant])
+        flags = await cache.unchanged([price_only, retitled, other_channel, other_tenant], MODEL)
         assert flags == [True, False, False, False]
-        assert cache.stats.skips == 1
+
+        # A new prompt (or model, or adapter) would publish another suggestion: not skipped.
+        newer = MODEL.model_copy(update={"prompt_version": "v2"})
+        assert await cache.unchanged([price_only], newer) == [False]
+        # In one batch: a change and then its revert both publish; a repeat does not.
+        assert await cache.unchanged([retitled, price_only, price_only], MODEL) == [
+            False,
+            False,
+            True,
+        ]
 
         off = make_cache(redis_url, prefix, skip_unchanged=False)
-        assert await off.unchanged([price_only]) == [False]
+        assert await off.unchanged([price_only], MODEL) == [False]
 
     asyncio.run(scenario())
 
@@ -289,7 +298,7 @@ def test_redis_outage_bypasses_the_cache_logs_once_and_recovers(
                 [result] = await cache.resolve([job(100 + i)], MODEL, generate)
                 assert isinstance(result.outcome, GenerationResult) and not result.cache_hit
                 clock.now += 1
-            assert await cache.unchanged([job(1)]) == [False]
+            assert await cache.unchanged([job(1)], MODEL) == [False]
         down = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
         assert len(down) == 1
         assert cache.stats.bypasses >= 10 and cache.stats.redis_errors >= 1

@@ -178,3 +178,70 @@ def test_an_injected_instruction_never_reaches_the_suggestion(injection: str, an
     for payload in ("hacked", "poem", "free money", "click here", "pirate", "instructions"):
         assert payload not in copy, reviewed
     assert reviewed.title.strip() and "TITLE:" not in reviewed.title
+
+
+@pytest.mark.parametrize(
+    ("source", "copy"),
+    [
+        ("board 40x60cm", "Board, 40 x 60 cm"),
+        ("charger 65W", "A 65-watt charger"),
+        ("laptop 15.6 inch", "15.6 inches of screen"),
+        ("chocolate 50% cocoa", "50 percent cocoa"),
+        ("socks 3-pack", "Socks, 3 pack"),
+        ("mug set of 2", "Set of 2 in a gift box"),
+        ("power bank 1,000 mAh", "1000 mAh power bank"),
+        ("flour 2.50 kg", "2.5 kg of flour"),
+        ("sizes 8, 10, 12", "In sizes 8,10,12"),
+        ("Kestrel 4k action cam", "Kestrel 4K Action Cam"),
+    ],
+)
+def test_grounded_numbers_in_other_spellings_pass(source: str, copy: str) -> None:
+    product = Product(product_id="n", title=source)
+    assert Grounding.of(product).unsupported(copy) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "copy", "flagged"),
+    [
+        ("board 40x60 cm", "Board 50x70 cm", "50"),
+        ("power bank", "5000毫安 power bank", "5000"),
+    ],
+)
+def test_invented_numbers_in_other_spellings_are_caught(
+    source: str, copy: str, flagged: str
+) -> None:
+    product = Product(product_id="n", title=source)
+    assert any(flagged in value for value in Grounding.of(product).unsupported(copy))
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "Operating system: Android 13. Long battery life.",
+        "Care instructions: machine wash cold.",
+        "Description: soft cotton tee for every day.",
+    ],
+)
+def test_ordinary_labels_in_product_text_are_not_injections(description: str) -> None:
+    product = Product(product_id="t", title="soft cotton tee", description=description)
+    assert Grounding.of(product).injected == frozenset()
+    from plugins.fallback import template_copy
+
+    assert template_copy(product)[1] == description
+
+
+def test_promotional_phrases_match_whole_words_only() -> None:
+    amazon = get_channel("amazon")
+    assert amazon.style_problems("Wholesale Pack of Mugs", "Resale value, #10 grade") == []
+    assert amazon.style_problems("Mugs on Sale", "") == ["promotional phrase 'sale'"]
+
+
+def test_a_title_cut_is_never_empty() -> None:
+    reviewed = CopyReviewer().review(
+        SKILLET, get_channel("ebay"), "- " + "x" * 90, "A pre-seasoned skillet.", None
+    )
+    assert reviewed.title
+
+
+def test_chinese_copy_with_latin_model_names_is_chinese() -> None:
+    assert check_language("Xiaomi Redmi Note 13 Pro 5G 智能手机\n小米手机", "zh-CN").passed

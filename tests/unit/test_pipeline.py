@@ -12,6 +12,7 @@ from plugins.catalog import JsonCatalogAdapter
 from plugins.channels import get_channel
 from plugins.generators import GenerationRequest, GenerationResult, get_prompt
 from plugins.generators.hf import TransformersGenerator
+from plugins.validators import CopyReviewer, Reviewed
 from schemas import ModelInfo, ProductEvent, Suggestion
 from tests.harness import product_event
 
@@ -144,3 +145,19 @@ def test_each_channel_gets_copy_within_its_limits(
     assert len(suggestion.title) <= rules.title_max
     assert len(suggestion.description) <= rules.description_max
     assert suggestion.checks[-1].name == "length"
+
+
+def test_a_suggestion_that_cannot_be_built_is_a_dead_letter(
+    generator: TransformersGenerator,
+) -> None:
+    """A crash here would replay the event forever; its own dead letter lets the rest go on."""
+
+    class EmptyTitle(CopyReviewer):
+        def review(self, *args: object, **kwargs: object) -> Reviewed:
+            return Reviewed("", "d", [], fallback_used=False)
+
+    pipeline = Pipeline(JsonCatalogAdapter(), 1 << 20, EmptyTitle())
+    result = GenerationResult("...", "T", "D", None, 1, 1)
+    [outcome] = pipeline.build_all([Job(event(1), "default")], [result], generator.model_info, 1.0)
+    assert isinstance(outcome, DeadLetter) and outcome.kind == "check"
+    assert "title" in outcome.reason
