@@ -2,8 +2,9 @@
 
 Three mechanisms, each keyed so that a new model, adapter or prompt misses by construction:
 
-- unchanged-content skip: the content hash of each (tenant, product, channel) last published;
-  an event whose content fields did not change publishes nothing;
+- unchanged-content skip: the suggestion id (content hash + model, adapter and prompt
+  versions) last published per (tenant, product, channel); an event that would publish the
+  same suggestion again publishes nothing;
 - the copy cache: tenant + sha256 over content, channel, model revision, adapter version,
   prompt version and decoding parameters -> the generated result, with a TTL;
 - single flight: concurrent misses on one key, in any process, generate once. The first to

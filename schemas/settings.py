@@ -85,7 +85,7 @@ class CacheSettings(_Section):
         "for its product and channel publishes nothing.",
     )
     seen_ttl_s: int = Field(
-        default=90 * 86_400, ge=1, description="How long a product's last content hash is kept."
+        default=90 * 86_400, ge=1, description="How long a product's last suggestion id is kept."
     )
     lock_ttl_s: float = Field(
         default=120.0, gt=0, description="Single-flight lock expiry: no lock outlives it."
