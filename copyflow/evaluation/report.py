@@ -80,7 +80,7 @@ def _charts(results: dict[str, Any], folder: Path) -> list[str]:
         positions = [i + (offset - 1) * width for i in range(len(keys))]
         axis.bar(positions, [v * 100 for v in values], width, label=name)
     axis.set_xticks(range(len(keys)), [label for _, label in keys])
-    axis.set_ylabel("% of products")
+    axis.set_ylabel("%  (coverage: of given attributes; others: of products)")
     axis.set_title(f"Copy quality, channel {results['channel']}, {results['products']} products")
     axis.legend()
     figure.tight_layout()
