@@ -94,7 +94,11 @@ class RedisServer:
 def scrape(port: int) -> dict[str, float]:
     """A worker's /metrics as {sample name with labels: value}."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
+        return parse_metrics(response.read().decode())
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text as {sample name with labels: value}."""
     samples: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

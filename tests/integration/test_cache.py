@@ -6,7 +6,7 @@ import asyncio
 import logging
 import multiprocessing
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -273,26 +273,17 @@ def _suggestion(job: Job) -> Any:
     return Pipeline(JsonCatalogAdapter(), 1 << 20).build(job, result, MODEL, 1.0)
 
 
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    redis = RedisServer().start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
-
-
 def test_redis_outage_bypasses_the_cache_logs_once_and_recovers(
-    server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+    own_redis: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock()
 
     async def scenario() -> None:
-        cache = make_cache(server.url, prefix, clock=clock)
+        cache = make_cache(own_redis.url, prefix, clock=clock)
         generate = CountingGenerator()
         await cache.resolve([job(1)], MODEL, generate)
 
-        server.stop()
+        own_redis.stop()
         with caplog.at_level(logging.WARNING, logger="consumer.cache"):
             for i in range(10):
                 [result] = await cache.resolve([job(100 + i)], MODEL, generate)
@@ -305,7 +296,7 @@ def test_redis_outage_bypasses_the_cache_logs_once_and_recovers(
         # While down, the guard does not even try: one failed call per retry interval.
         assert cache.stats.redis_errors <= 3
 
-        server.start()
+        own_redis.start()
         clock.now += 10
         generate.generated.clear()
         await cache.resolve([job(200)], MODEL, generate)
@@ -316,18 +307,18 @@ def test_redis_outage_bypasses_the_cache_logs_once_and_recovers(
     asyncio.run(scenario())
 
 
-def test_a_paused_redis_times_out_instead_of_stalling(server: RedisServer, prefix: str) -> None:
+def test_a_paused_redis_times_out_instead_of_stalling(own_redis: RedisServer, prefix: str) -> None:
     async def scenario() -> None:
-        cache = make_cache(server.url, prefix)
+        cache = make_cache(own_redis.url, prefix)
         generate = CountingGenerator()
         await cache.resolve([job(1)], MODEL, generate)
-        server.pause()
+        own_redis.pause()
         loop = asyncio.get_running_loop()
         started = loop.time()
         [result] = await cache.resolve([job(2)], MODEL, generate)
         assert loop.time() - started < 2.0  # socket_timeout_s=0.3, no retry on a timeout
         assert isinstance(result.outcome, GenerationResult) and cache.stats.bypasses == 1
-        server.resume()
+        own_redis.resume()
 
     asyncio.run(scenario())
 

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from consumer.pipeline import Job, Pipeline
+from plugins.catalog import JsonCatalogAdapter
 from plugins.generators import GenerationRequest, get_prompt
 from plugins.generators.base import MANIFEST
 from plugins.generators.hf import TransformersGenerator
 from plugins.generators.smollm2 import prepare_default_model
-from schemas import Product, Suggestion
+from schemas import Product, ProductEvent, Suggestion
 
 pytestmark = pytest.mark.model
 
@@ -85,34 +87,32 @@ def test_generate_command_on_the_example_catalog(tmp_path: Path) -> None:
     assert parsed >= 20, f"only {parsed}/30 suggestions were usable model output"
 
 
+def default_job(index: int, **data: str) -> Job:
+    """A job for the default channel with exactly these product fields."""
+    event = {
+        "id": f"e{index}",
+        "type": "product.created",
+        "source": "tests",
+        "time": "2026-11-01T10:00:00Z",
+        "tenant": "t",
+        "data": {"product_id": f"p{index}", **data},
+    }
+    return Job(ProductEvent.model_validate(event), "default")
+
+
 def test_instructions_in_product_text_do_not_reach_the_suggestions(prepared: Path) -> None:
     """The real model sometimes obeys text planted in a description; the guard and the
     fallback keep the planted payload out of what the merchant receives."""
-    from consumer.pipeline import Job, Pipeline
-    from plugins.catalog import JsonCatalogAdapter
-    from schemas import ProductEvent
     from tests.unit.test_guard import INJECTED
 
     generator = TransformersGenerator(
         str(prepared), get_prompt("v1"), device="cpu", max_new_tokens=60
     )
     pipeline = Pipeline(JsonCatalogAdapter(), 1 << 20)
-    jobs = []
-    for index, (injection, _) in enumerate(INJECTED):
-        event = {
-            "id": f"e{index}",
-            "type": "product.created",
-            "source": "tests",
-            "time": "2026-11-01T10:00:00Z",
-            "tenant": "t",
-            "data": {
-                "product_id": f"b{index}",
-                "title": "oak cutting board large",
-                "brand": "Timberly",
-                "description": injection,
-            },
-        }
-        jobs.append(Job(ProductEvent.model_validate(event), "default"))
+    jobs = [
+        default_job(index, title="oak cutting board large", brand="Timberly", description=text)
+        for index, (text, _) in enumerate(INJECTED)
+    ]
     for suggestion in pipeline.run(generator, jobs):
         assert isinstance(suggestion, Suggestion)
         copy = f"{suggestion.title}\n{suggestion.description}".lower()
@@ -122,10 +122,7 @@ def test_instructions_in_product_text_do_not_reach_the_suggestions(prepared: Pat
 
 
 def test_german_and_chinese_products_get_their_language_or_a_fallback(prepared: Path) -> None:
-    from consumer.pipeline import Job, Pipeline
-    from plugins.catalog import JsonCatalogAdapter
     from plugins.validators import check_language
-    from schemas import ProductEvent
 
     generator = TransformersGenerator(
         str(prepared), get_prompt("v2"), device="cpu", max_new_tokens=60
@@ -136,22 +133,10 @@ def test_german_and_chinese_products_get_their_language_or_a_fallback(prepared: 
         ("zh-CN", "铸铁煎锅 26厘米", "适合煎炒的厚重铁锅。"),
         ("zh-CN", "防滑瑜伽垫 紫色", "柔软的瑜伽垫。"),
     ]
-    jobs = []
-    for index, (locale, title, description) in enumerate(products):
-        event = {
-            "id": f"e{index}",
-            "type": "product.created",
-            "source": "tests",
-            "time": "2026-11-01T10:00:00Z",
-            "tenant": "t",
-            "data": {
-                "product_id": f"l{index}",
-                "locale": locale,
-                "title": title,
-                "description": description,
-            },
-        }
-        jobs.append(Job(ProductEvent.model_validate(event), "default"))
+    jobs = [
+        default_job(index, locale=locale, title=title, description=description)
+        for index, (locale, title, description) in enumerate(products)
+    ]
     results = Pipeline(JsonCatalogAdapter(), 1 << 20).run(generator, jobs)
     for job, suggestion in zip(jobs, results, strict=True):
         assert isinstance(suggestion, Suggestion)

@@ -5,21 +5,15 @@ from __future__ import annotations
 from collections import Counter
 
 from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.cache import CacheStats
 from consumer.metrics import FlowStats, StatsCollector, serve_metrics
 from consumer.pool import PoolStats
+from tests.harness import parse_metrics
 
 
 def samples(collector: StatsCollector) -> dict[str, float]:
-    text = generate_latest(serve_metrics("127.0.0.1", 0, collector)).decode()
-    found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            found[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return found
+    return parse_metrics(generate_latest(serve_metrics("127.0.0.1", 0, collector)).decode())
 
 
 def test_pool_queue_depth_batch_sizes_and_restarts() -> None:
