@@ -60,7 +60,7 @@ def headline_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _charts(results: dict[str, Any], folder: Path) -> list[str]:
+def _charts(results: dict[str, Any], folder: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,12 +97,11 @@ def _charts(results: dict[str, Any], folder: Path) -> list[str]:
     figure.tight_layout()
     figure.savefig(folder / "title_lengths.png", dpi=100)
     plt.close(figure)
-    return ["quality.png", "title_lengths.png"]
 
 
 def write_report(results: dict[str, Any], folder: Path, source: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    charts = _charts(results, folder)
+    _charts(results, folder)
     (folder / "metrics.json").write_text(json.dumps({**results, "input": str(source)}, indent=2))
     examples = "\n".join(
         f"| {_md(e['product_id'])} | {_md(e['original'])} | {_md(e['naive'])} | "
@@ -140,5 +139,4 @@ Generation time: {timings}.
 {examples}
 """
     (folder / "report.md").write_text(summary)
-    assert charts
     return folder / "report.md"
