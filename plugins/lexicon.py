@@ -97,6 +97,17 @@ UNIT_FORMS = {
 }
 UNITS = "|".join(re.escape(u) for u in sorted(UNIT_FORMS, key=len, reverse=True))
 
+# Words that name a gender as catalogs give it ("Men", "Women", ...), and how English copy
+# names it in front of a product ("Men's Jeans").
+GENDER_WORDS = {
+    "men": ("men", "men's", "mens", "man", "male"),
+    "women": ("women", "women's", "womens", "woman", "female", "ladies"),
+    "boys": ("boys", "boy", "boy's", "boys'"),
+    "girls": ("girls", "girl", "girl's", "girls'"),
+    "unisex": ("unisex",),
+}
+GENDER_PREFIX = {"men": "Men's", "women": "Women's", "boys": "Boys'", "girls": "Girls'"}
+
 # Frequent function words: enough to tell which language a sentence is in.
 STOPWORDS = {
     "en": words("the and with for this that your from are is of to in on a an it its made"),

@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from plugins.channels import ChannelRules
 from plugins.channels.base import has_phrase
 from plugins.fallback import split_injected, template_copy
-from plugins.lexicon import BRANDS, COLORS, INJECTION, MATERIALS, STOPWORDS, UNIT_FORMS, UNITS
+from plugins.lexicon import (
+    BRANDS,
+    COLORS,
+    GENDER_PREFIX,
+    GENDER_WORDS,
+    INJECTION,
+    MATERIALS,
+    STOPWORDS,
+    UNIT_FORMS,
+    UNITS,
+)
 from schemas import CheckResult, Product
 
 # A number ("9/16", "2-10", "5.3"), optionally its unit ("26 cm", "3-pack", "65W"); it may be
@@ -193,6 +203,41 @@ def check_phrases(
     return CheckResult(name="style", passed=not problems, detail="; ".join(problems))
 
 
+def covers(text: str, name: str, value: str) -> bool:
+    """Does the copy mention the attribute? Gender by its usual words; a color or product type
+    by any of its words ("Navy Blue" -> navy or blue); a brand by its whole name."""
+    words = set(re.findall(r"[\w']+", text.lower()))
+    lowered = value.lower()
+    if name == "gender":
+        return any(w in words for w in GENDER_WORDS.get(lowered, (lowered,)))
+    if name == "brand":
+        return lowered in text.lower()
+    return any(part in words for part in re.findall(r"\w+", lowered))
+
+
+def complete_title(product: Product, title: str, description: str) -> tuple[str, CheckResult]:
+    """The title with the product's brand and (in English copy) gender in front when the copy
+    names neither: shoppers filter by both, and a small model often drops them."""
+    text = f"{title}\n{description}"
+    brand = product.brand if product.brand and not covers(text, "brand", product.brand) else ""
+    gender = next((v for k, v in product.attributes.items() if k.lower() == "gender"), "")
+    english = product.locale.split("-")[0].lower() == "en"
+    prefix = GENDER_PREFIX.get(gender.lower(), gender) if gender and english else ""
+    if prefix and covers(text, "gender", gender):
+        prefix = ""
+    added = [f"{name} {value!r}" for name, value in (("brand", brand), ("gender", prefix)) if value]
+    if not added:
+        return title, CheckResult(name="coverage", passed=True)
+    lead = product.brand and re.match(rf"(?i){re.escape(product.brand)}(?!\w)", title)
+    if not brand and lead:
+        # "Roadster Slim Jeans" -> "Roadster Men's Slim Jeans": the brand stays first.
+        completed = f"{lead.group(0)} {prefix}{title[lead.end() :]}"
+    else:
+        completed = " ".join(p for p in (brand, prefix, title) if p)
+    detail = "added to the title: " + ", ".join(added)
+    return completed, CheckResult(name="coverage", passed=True, detail=detail)
+
+
 @dataclass(frozen=True)
 class Reviewed:
     title: str
@@ -231,7 +276,7 @@ class CopyReviewer:
             first = self.checks(product, rules, title, description)
             checks += first
             if all(c.passed for c in first):
-                return self._fitted(rules, title, description, checks, fallback=False)
+                return self._fitted(product, rules, title, description, checks, fallback=False)
             repaired = self._repair(product, rules, title, description)
             if repaired is not None:
                 again = self.checks(product, rules, *repaired)
@@ -245,9 +290,11 @@ class CopyReviewer:
                     )
                 )
                 if not failed:
-                    return self._fitted(rules, *repaired, checks, fallback=False)
+                    return self._fitted(product, rules, *repaired, checks, fallback=False)
         fallback_title, fallback_description = template_copy(product)
-        return self._fitted(rules, fallback_title, fallback_description, checks, fallback=True)
+        return self._fitted(
+            product, rules, fallback_title, fallback_description, checks, fallback=True
+        )
 
     def _repair(
         self, product: Product, rules: ChannelRules, title: str, description: str
@@ -279,7 +326,13 @@ class CopyReviewer:
 
     @staticmethod
     def _fitted(
-        rules: ChannelRules, title: str, description: str, checks: list[CheckResult], fallback: bool
+        product: Product,
+        rules: ChannelRules,
+        title: str,
+        description: str,
+        checks: list[CheckResult],
+        fallback: bool,
     ) -> Reviewed:
+        title, coverage = complete_title(product, title, description)
         fitted_title, fitted_description, length = rules.fit(title, description)
-        return Reviewed(fitted_title, fitted_description, [*checks, length], fallback)
+        return Reviewed(fitted_title, fitted_description, [*checks, coverage, length], fallback)

@@ -11,18 +11,9 @@ from dataclasses import dataclass
 
 from copyflow.evaluation.data import Item
 from plugins.channels import ChannelRules
-from plugins.validators import Grounding
+from plugins.validators import Grounding, covers
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
-
-# Words that mention a gender as catalogs name it.
-_GENDER_WORDS = {
-    "men": ("men", "men's", "mens", "man", "male"),
-    "women": ("women", "women's", "womens", "woman", "female", "ladies"),
-    "boys": ("boys", "boy", "boy's", "boys'"),
-    "girls": ("girls", "girl", "girl's", "girls'"),
-    "unisex": ("unisex",),
-}
 
 
 @dataclass(frozen=True)
@@ -34,18 +25,6 @@ class Copy:
 
 def tokens(text: str) -> list[str]:
     return [t.lower() for t in _TOKEN.findall(text)]
-
-
-def covers(copy_text: str, name: str, value: str) -> bool:
-    """Does the copy mention the attribute? Gender by its usual words; a color or product type
-    by any of its words ("Navy Blue" -> navy or blue); a brand by its whole name."""
-    words = set(re.findall(r"[\w']+", copy_text.lower()))
-    lowered = value.lower()
-    if name == "gender":
-        return any(w in words for w in _GENDER_WORDS.get(lowered, (lowered,)))
-    if name == "brand":
-        return lowered in copy_text.lower()
-    return any(part in words for part in tokens(value))
 
 
 def lcs(a: Sequence[str], b: Sequence[str]) -> int:

@@ -245,3 +245,47 @@ def test_a_title_cut_is_never_empty() -> None:
 
 def test_chinese_copy_with_latin_model_names_is_chinese() -> None:
     assert check_language("Xiaomi Redmi Note 13 Pro 5G 智能手机\n小米手机", "zh-CN").passed
+
+
+JEANS = Product(
+    product_id="m-1",
+    title="Roadster Men Navy Blue Slim Fit Jeans",
+    brand="Roadster",
+    attributes={"gender": "Men"},
+    description="Navy blue slim fit jeans with five pockets.",
+)
+
+
+@pytest.mark.parametrize(
+    ("title", "locale", "expected"),
+    [
+        ("Navy Slim Fit Jeans", "en-US", "Roadster Men's Navy Slim Fit Jeans"),
+        ("Roadster Navy Slim Fit Jeans", "en-US", "Roadster Men's Navy Slim Fit Jeans"),
+        ("Men's Navy Slim Fit Jeans", "en-US", "Roadster Men's Navy Slim Fit Jeans"),
+        ("Roadster Mens Navy Slim Fit Jeans", "en-US", "Roadster Mens Navy Slim Fit Jeans"),
+        # Only the brand, which no language changes, goes into copy in another language.
+        ("Schmale Jeans in Marineblau", "de-DE", "Roadster Schmale Jeans in Marineblau"),
+    ],
+)
+def test_a_title_without_the_brand_or_gender_gets_them(
+    title: str, locale: str, expected: str
+) -> None:
+    product = JEANS.model_copy(update={"locale": locale})
+    reviewed = CopyReviewer().review(product, get_channel("default"), title, "Slim fit.", None)
+    assert reviewed.title == expected
+    coverage = next(c for c in reviewed.checks if c.name == "coverage")
+    assert ("added to the title" in coverage.detail) is (title != expected)
+
+
+def test_a_gender_named_in_the_description_is_not_added_again() -> None:
+    reviewed = CopyReviewer().review(
+        JEANS, get_channel("default"), "Roadster Slim Jeans", "Cut for men.", None
+    )
+    assert reviewed.title == "Roadster Slim Jeans"
+
+
+def test_the_completed_title_still_fits_the_channel() -> None:
+    long_title = "Navy Blue Slim Fit Mid-Rise Clean Look Stretchable Jeans With Five Pockets"
+    reviewed = CopyReviewer().review(JEANS, get_channel("shopify_seo"), long_title, "Jeans.", None)
+    assert reviewed.title.startswith("Roadster Men's Navy")
+    assert len(reviewed.title) <= 70
