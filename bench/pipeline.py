@@ -138,7 +138,7 @@ def _passthrough(bootstrap: str, source: str, sink: str) -> None:
 def _faust_passthrough(bootstrap: str, source: str, sink: str) -> None:
     import faust
 
-    from consumer.app import create_app
+    from consumer.app import app_options
     from schemas import Settings
     from schemas.settings import KafkaSettings, WorkerSettings
 
@@ -152,7 +152,15 @@ def _faust_passthrough(bootstrap: str, source: str, sink: str) -> None:
         ),
         worker=WorkerSettings(data_dir=Path(f"/tmp/faust-passthrough-{uuid.uuid4().hex[:6]}")),
     )
-    app = create_app(settings)
+    kafka = settings.kafka
+    app = faust.App(
+        kafka.group_id,
+        **app_options(settings),
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=kafka.session_timeout_s,
+        broker_heartbeat_interval=kafka.heartbeat_interval_s,
+        broker_rebalance_timeout=kafka.rebalance_timeout_s,
+    )
     topic = app.topic(source, key_type=bytes, value_type=bytes, value_serializer="raw")
     take, within = settings.worker.take_batch, settings.worker.take_within_s
 

@@ -6,10 +6,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import faust
-from faust.types import EventT, StreamT
+import mode
 
 from consumer.cache import CopyCache, Resolved
 from consumer.dead_letters import DeadLetter
@@ -17,12 +17,28 @@ from consumer.kafka import ssl_context
 from consumer.metrics import FlowStats
 from consumer.pipeline import Job, Pipeline, jobs_for
 from consumer.pool import WorkerPool
+from consumer.source import BatchSource, Record, Records
 from schemas import Settings, Suggestion
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> faust.App:
+class CopyflowApp(faust.App):
+    """faust's app with copyflow's services after its producer: they start once the producer
+    can publish, and stop (finishing the batch in hand) before it stops."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.services: list[mode.ServiceT] = []
+        # No faust consumer: it would join the worker's group beside BatchSource's.
+        self.producer_only = True
+
+    def on_init_dependencies(self) -> list[mode.ServiceT]:
+        return [*super().on_init_dependencies(), *self.services]
+
+
+def app_options(settings: Settings) -> dict[str, Any]:
+    """faust app options for the brokers, credentials and topics in the settings."""
     kafka = settings.kafka
     credentials: Any = None
     if kafka.security_protocol.startswith("SASL"):
@@ -35,29 +51,28 @@ def create_app(settings: Settings) -> faust.App:
         )
     elif kafka.security_protocol == "SSL":
         credentials = faust.SSLCredentials(ssl_context(kafka))
-    return faust.App(
-        kafka.group_id,
-        broker=[f"kafka://{server}" for server in kafka.servers()],
-        broker_credentials=credentials,
-        store="memory://",
-        autodiscover=False,
-        web_enabled=False,
+    return {
+        "broker": [f"kafka://{server}" for server in kafka.servers()],
+        "broker_credentials": credentials,
+        "store": "memory://",
+        "autodiscover": False,
+        "web_enabled": False,
         # No leader topic or tables: every topic we use is created explicitly by ensure_topics.
-        topic_disable_leader=True,
-        topic_partitions=settings.topics.partitions,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        broker_session_timeout=kafka.session_timeout_s,
-        broker_heartbeat_interval=kafka.heartbeat_interval_s,
-        broker_rebalance_timeout=kafka.rebalance_timeout_s,
-        broker_max_poll_interval=kafka.max_poll_interval_s,
-        broker_commit_interval=kafka.commit_interval_s,
-        datadir=str(settings.worker.data_dir.expanduser()),
-    )
+        "topic_disable_leader": True,
+        "topic_partitions": settings.topics.partitions,
+        "producer_acks": -1,
+        "datadir": str(settings.worker.data_dir.expanduser()),
+    }
+
+
+def create_app(settings: Settings) -> CopyflowApp:
+    """The faust app runs the worker and its producer; consuming is BatchSource's job."""
+    return CopyflowApp(settings.kafka.group_id, **app_options(settings))
 
 
 class Copywriter:
-    """Owns the commit protocol: an event's offset is acked only after its outputs are durable."""
+    """Owns the commit protocol: a record's offset is committed only after its outputs are
+    durable."""
 
     def __init__(
         self,
@@ -74,37 +89,19 @@ class Copywriter:
         self.pool = pool
         self.cache = cache
         self.stats = stats
-        topics = settings.topics
-        self.source = app.topic(
-            topics.products,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
+        worker = settings.worker
+        self.source = BatchSource(
+            settings.kafka,
+            settings.topics.products,
+            self.process,
+            take=worker.take_batch,
+            take_within_s=worker.take_within_s,
+            on_crash=app.crash,
         )
-        self.dead_letters = app.topic(
-            topics.products_dlq, key_serializer="raw", value_serializer="raw"
-        )
-        app.agent(self.source, name="copywriter")(self._agent)
 
-    async def _agent(self, agent_stream: StreamT[Any]) -> None:
-        worker = self.settings.worker
-        stream = cast(faust.Stream[bytes], agent_stream)
-        await self.pool.ready()
-        async for batch in stream.noack_take(worker.take_batch, within=worker.take_within_s):
-            # noack_take yields the events themselves (so they can be acked), not values.
-            events = cast(Sequence[EventT], batch)
-            try:
-                await self.process(events, stream)
-            except Exception as exc:
-                # Nothing of this batch was acked: stop the worker so that a restart
-                # resumes from the last committed offset instead of skipping these events.
-                log.exception("batch failed before its outputs were acknowledged")
-                await self.app.crash(exc)
-                raise
-
-    async def process(self, events: Sequence[EventT], stream: faust.Stream[bytes]) -> None:
-        """The commit protocol for one batch of events, in order:
+    async def process(self, events: Records) -> None:
+        """The commit protocol for one batch of events, in order (BatchSource commits the
+        batch's offsets when this returns):
 
         1. decode and validate each event; an invalid one becomes a dead letter.
         2. skip each (event, channel) whose content is unchanged since its last suggestion.
@@ -115,13 +112,14 @@ class Copywriter:
         6. wait until the broker has acknowledged every publish.
         7. remember the content just published, for step 2 of later events; after step 6,
            so a crash in between repeats work instead of losing a suggestion.
-        8. ack the events; only acked offsets are ever committed, so a crash before this
-           step replays the batch (at-least-once; suggestion ids are deterministic).
+        8. count what was done. Only a batch that got here is committed, so a crash before
+           this step replays the batch (at-least-once; suggestion ids are deterministic).
         """
+        await self.pool.ready()
         # 1. decode and validate
         jobs: list[Job] = []
-        owners: list[EventT] = []
-        dead: list[tuple[EventT, DeadLetter]] = []
+        owners: list[Record] = []
+        dead: list[tuple[Record, DeadLetter]] = []
         for event in events:
             decoded = self.pipeline.decode(event.value)
             if isinstance(decoded, DeadLetter):
@@ -172,9 +170,7 @@ class Copywriter:
         if self.cache is not None:
             await self.cache.remember(published)
 
-        # 8. ack
-        for event in events:
-            await stream.ack(event)
+        # 8. count
         self._count(events, published, dead)
 
     async def _resolve(self, jobs: Sequence[Job]) -> list[Resolved]:
@@ -185,9 +181,9 @@ class Copywriter:
 
     def _count(
         self,
-        events: Sequence[EventT],
+        events: Records,
         published: Sequence[Suggestion],
-        dead: Sequence[tuple[EventT, DeadLetter]],
+        dead: Sequence[tuple[Record, DeadLetter]],
     ) -> None:
         self.stats.events += len(events)
         hits = sum(s.cache_hit for s in published)
@@ -215,8 +211,7 @@ class Copywriter:
         )
         return result
 
-    async def _dead_letter(self, event: EventT, letter: DeadLetter) -> Awaitable[Any]:
-        message = event.message
+    async def _dead_letter(self, message: Record, letter: DeadLetter) -> Awaitable[Any]:
         log.warning(
             "dead letter %s:%d@%d: %s: %s",
             message.topic,
@@ -225,9 +220,12 @@ class Copywriter:
             letter.kind,
             letter.reason[:200],
         )
-        result: Awaitable[Any] = await self.dead_letters.send(
-            key=message.key,
-            value=message.value,
-            headers=letter.headers(message.topic, message.partition, message.offset),
+        result: Awaitable[Any] = await self.app.producer.send(
+            self.settings.topics.products_dlq,
+            message.key,
+            message.value,
+            None,
+            None,
+            letter.headers(message.topic, message.partition, message.offset),
         )
         return result

@@ -59,6 +59,8 @@ def run_worker(settings: Settings, pipeline: Pipeline, pool: WorkerPool) -> None
         raise setting_error(("metrics", "port"), f"cannot serve metrics: {exc}") from None
     loop.run_until_complete(pool.start())
     app = create_app(settings)
-    Copywriter(app, settings, pipeline, pool, cache, flow)
-    worker = faust.Worker(app, PoolService(pool), loglevel=settings.worker.log_level, quiet=True)
+    copywriter = Copywriter(app, settings, pipeline, pool, cache, flow)
+    # They stop in reverse: the source finishes its batch, then the pool, then the producer.
+    app.services += [PoolService(pool), copywriter.source]
+    worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True)
     worker.execute_from_commandline()

@@ -38,7 +38,6 @@ class KafkaSettings(_Section):
     heartbeat_interval_s: float = Field(default=3.0, gt=0)
     rebalance_timeout_s: float = Field(default=30.0, gt=0)
     max_poll_interval_s: float = Field(default=300.0, gt=0)
-    commit_interval_s: float = Field(default=2.0, gt=0)
 
     @field_validator("bootstrap")
     @classmethod

@@ -148,7 +148,6 @@ def worker_env(
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("COPYFLOW_")},
         **TANSU_GROUP_ENV,
-        "COPYFLOW_KAFKA__COMMIT_INTERVAL_S": "1",
         **topic_env,
         "COPYFLOW_KAFKA__BOOTSTRAP": kafka_bootstrap,
         "COPYFLOW_REDIS__URL": redis_url,

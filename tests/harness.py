@@ -166,6 +166,12 @@ class OutputReader:
         assert callable(done)
         deadline = time.monotonic() + timeout_s
         while not done(self.poll()):
+            if worker is not None and worker.process.poll() is not None:
+                raise AssertionError(
+                    f"the worker exited ({worker.process.returncode}) with "
+                    f"{len(self.outputs.suggestions)} suggestions, "
+                    f"{len(self.outputs.dead)} dead letters\n{worker.log_tail()}"
+                )
             if time.monotonic() > deadline:
                 log = worker.log_tail() if worker else ""
                 raise AssertionError(

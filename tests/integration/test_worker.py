@@ -121,20 +121,19 @@ def test_worker_killed_halfway_loses_no_event(
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
     events = [encoded(product_event(i)) for i in range(200)]
-    # Batches of 20 that take seconds to generate, and frequent commits: the kill below lands
-    # mid-batch, after a commit tick, where acking before publishing would lose that batch.
+    # Batches of 20 that take seconds to generate: the kill below lands mid-batch, where
+    # committing before publishing would lose that batch.
     slow = {
         "COPYFLOW_WORKER__TAKE_BATCH": "20",
         "COPYFLOW_MODEL__BATCH_SIZE": "20",
         "COPYFLOW_MODEL__MAX_NEW_TOKENS": "256",
-        "COPYFLOW_KAFKA__COMMIT_INTERVAL_S": "0.5",
     }
     first = start_worker(**slow)
     produce(kafka_bootstrap, topic_env["COPYFLOW_TOPICS__PRODUCTS"], events)
     reader = reader_for(kafka_bootstrap, topic_env)
     try:
         reader.wait_for(lambda o: len(o.product_ids()) >= 100, timeout_s=300, worker=first)
-        time.sleep(1.5)  # the next batch is generating now; its offsets' commit tick has passed
+        time.sleep(1.5)  # the next batch is generating now
         first.kill()
         assert len(reader.poll().product_ids()) < 200, "the kill came too late to test anything"
 
