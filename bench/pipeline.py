@@ -16,6 +16,8 @@ sent at a steady rate well under capacity and each one's latency (input record t
 suggestion record time) gives p50/p99. The last line is one JSON object.
 
     python -m bench.pipeline [--quick] [--events 20000] [--output F]
+
+COPYFLOW_WORKER__TAKE_BATCH / __TAKE_WITHIN_S in the environment are passed to (b)'s worker.
 """
 
 from __future__ import annotations
@@ -273,6 +275,7 @@ def bench_copyflow(
         "COPYFLOW_CACHE__TTL_S": "3600",
         "COPYFLOW_METRICS__PORT": "0",
         "COPYFLOW_WORKER__DATA_DIR": f"/tmp/copyflow-bench-{suffix}",
+        **{k: v for k, v in os.environ.items() if k.startswith("COPYFLOW_WORKER__TAKE")},
         "PYTHONPATH": str(REPO),
     }
     generated = warm_cache({k: v for k, v in env.items() if k.startswith("COPYFLOW_")}, products)
