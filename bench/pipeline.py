@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -229,21 +229,29 @@ def warm_cache(env: dict[str, str], products: list[Product]) -> int:
     from consumer.cache import Outcome
     from consumer.pipeline import Job
     from consumer.worker import build_cache
-    from copyflow.wiring import build_generator, build_spec
+    from copyflow.wiring import build_generator, build_pipeline, build_spec
     from schemas import ProductEvent, load_settings
 
+    # The worker's settings, for this process only: (c), spawned later, must not inherit them.
+    saved = dict(os.environ)
     os.environ.update(env)
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     generator = build_generator(settings)
-    cache = build_cache(settings, build_spec(settings).decoding)
+    pipeline = build_pipeline(settings)
+    cache = build_cache(settings, build_spec(settings).decoding, pipeline.reviewer)
     assert cache is not None
     jobs = [
         Job(ProductEvent.model_validate_json(value), "default")
         for _, value in events(products, len(products), "warm")
     ]
 
-    async def generate(requests: Any) -> list[Outcome]:
-        return list(generator.generate(list(requests)))
+    async def generate(batch: Sequence[Job]) -> list[Outcome]:
+        results = generator.generate([job.request for job in batch])
+        return pipeline.check_all(batch, results)
 
     async def warm() -> int:
         resolved = await cache.resolve(jobs, generator.model_info, generate)

@@ -11,7 +11,7 @@ from typing import Any
 import faust
 import mode
 
-from consumer.cache import CopyCache, Resolved
+from consumer.cache import CopyCache, Outcome, Resolved
 from consumer.dead_letters import DeadLetter
 from consumer.kafka import ssl_context
 from consumer.metrics import FlowStats
@@ -106,8 +106,9 @@ class Copywriter:
         1. decode and validate each event; an invalid one becomes a dead letter.
         2. skip each (event, channel) whose content is unchanged since its last suggestion.
         3. look the rest up in the cache; generate the misses in the worker pool, once per
-           distinct key across all workers (single flight).
-        4. check the copy and build each suggestion.
+           distinct key across all workers (single flight), and check that copy; the cache
+           keeps it checked.
+        4. build each suggestion.
         5. publish each suggestion, keyed by product id, and each dead letter.
         6. wait until the broker has acknowledged every publish.
         7. remember the content just published, for step 2 of later events; after step 6,
@@ -135,14 +136,14 @@ class Copywriter:
             kept = [i for i, same in enumerate(unchanged) if not same]
             jobs, owners = [jobs[i] for i in kept], [owners[i] for i in kept]
 
-        # 3. cache, then generate
+        # 3. cache, then generate and check
         started = time.perf_counter()
         resolved = await self._resolve(jobs)
         latency_ms = (time.perf_counter() - started) * 1000
         self.stats.generate_seconds += latency_ms / 1000
         self.stats.generate_batches += 1
 
-        # 4. check and build
+        # 4. build
         outcomes = self.pipeline.build_all(
             jobs,
             [r.outcome for r in resolved],
@@ -173,11 +174,14 @@ class Copywriter:
         # 8. count
         self._count(events, published, dead)
 
+    async def _generate(self, jobs: Sequence[Job]) -> list[Outcome]:
+        results = await self.pool.generate([job.request for job in jobs])
+        return self.pipeline.check_all(jobs, results)
+
     async def _resolve(self, jobs: Sequence[Job]) -> list[Resolved]:
         if self.cache is None:
-            outcomes = await self.pool.generate([job.request for job in jobs])
-            return [Resolved(outcome, cache_hit=False) for outcome in outcomes]
-        return await self.cache.resolve(jobs, self.pool.model_info, self.pool.generate)
+            return [Resolved(outcome, cache_hit=False) for outcome in await self._generate(jobs)]
+        return await self.cache.resolve(jobs, self.pool.model_info, self._generate)
 
     def _count(
         self,

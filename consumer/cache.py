@@ -6,7 +6,7 @@ Three mechanisms, each keyed so that a new model, adapter or prompt misses by co
   versions) last published per (tenant, product, channel); an event that would publish the
   same suggestion again publishes nothing;
 - the copy cache: tenant + sha256 over content, channel, model revision, adapter version,
-  prompt version and decoding parameters -> the generated result, with a TTL;
+  prompt version, decoding parameters and checks -> the checked copy, with a TTL;
 - single flight: concurrent misses on one key, in any process, generate once. The first to
   SET NX the key's lock generates; the others poll for its result, bounded by ``wait_s``. The
   lock expires on its own, so a crashed leader holds nobody up for longer than ``lock_ttl_s``.
@@ -18,7 +18,6 @@ error or timeout into "no cache" for ``retry_after_s``, logs once per outage and
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import json
 import logging
@@ -35,18 +34,20 @@ from redis.backoff import NoBackoff
 
 from consumer.dead_letters import DeadLetter
 from consumer.pipeline import Job, suggestion_id
-from plugins.generators import GenerationRequest, GenerationResult
-from schemas import ModelInfo, Suggestion
+from plugins.validators import Reviewed
+from schemas import CheckResult, ModelInfo, Suggestion
 from schemas.settings import CacheSettings, RedisSettings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Outcome = GenerationResult | DeadLetter
-GenerateFn = Callable[[Sequence[GenerationRequest]], Awaitable[list[Outcome]]]
+# What the cache holds is checked copy, not the model's raw answer: a hit then costs neither a
+# generation nor the checks (which were most of a hit's work).
+Outcome = Reviewed | DeadLetter
+GenerateFn = Callable[[Sequence[Job]], Awaitable[list[Outcome]]]
 
 # Bump when the stored value's format changes: old entries then miss instead of misparsing.
-_VALUE_FORMAT = "1"
+_VALUE_FORMAT = "2"
 
 # Record many (key, value) pairs with one expiry in one command (a pipeline costs a command each).
 _SET_ALL = """
@@ -137,7 +138,9 @@ class RedisGuard:
         return result
 
 
-def cache_key(prefix: str, job: Job, model: ModelInfo, decoding: str) -> str:
+def cache_key(prefix: str, job: Job, model: ModelInfo, variant: str) -> str:
+    """variant: what else shapes the checked copy (decoding parameters, checks version and
+    settings)."""
     parts = (
         _VALUE_FORMAT,
         job.content_hash,
@@ -146,7 +149,7 @@ def cache_key(prefix: str, job: Job, model: ModelInfo, decoding: str) -> str:
         model.revision,
         model.adapter_version or "",
         model.prompt_version,
-        decoding,
+        variant,
     )
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     return f"{prefix}:copy:{job.event.tenant}:{digest}"
@@ -162,14 +165,22 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def encode_result(result: GenerationResult) -> bytes:
-    return json.dumps(dataclasses.asdict(result), ensure_ascii=False).encode()
+def encode_copy(copy: Reviewed) -> bytes:
+    value = {
+        "title": copy.title,
+        "description": copy.description,
+        "fallback_used": copy.fallback_used,
+        "checks": [c.model_dump() for c in copy.checks],
+    }
+    return json.dumps(value, ensure_ascii=False).encode()
 
 
-def decode_result(raw: bytes | str) -> GenerationResult | None:
+def decode_copy(raw: bytes | str) -> Reviewed | None:
     try:
-        return GenerationResult(**json.loads(raw))
-    except (ValueError, TypeError):
+        value = json.loads(raw)
+        checks = [CheckResult.model_validate(c) for c in value["checks"]]
+        return Reviewed(value["title"], value["description"], checks, value["fallback_used"])
+    except (ValueError, TypeError, KeyError):
         return None
 
 
@@ -179,14 +190,14 @@ class CopyCache:
         client: Redis,
         settings: CacheSettings,
         guard: RedisGuard,
-        decoding: str,
+        variant: str,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.client = client
         self.settings = settings
         self.guard = guard
         self.stats = guard.stats
-        self.decoding = decoding
+        self.variant = variant
         self.sleep = sleep
         self._release = client.register_script(_RELEASE)
         self._set_all = client.register_script(_SET_ALL)
@@ -238,7 +249,7 @@ class CopyCache:
         or generated here (once per distinct key)."""
         if not jobs:
             return []
-        keys = [cache_key(self.settings.prefix, job, model, self.decoding) for job in jobs]
+        keys = [cache_key(self.settings.prefix, job, model, self.variant) for job in jobs]
         first: dict[str, Job] = {}
         for key, job in zip(keys, jobs, strict=True):
             first.setdefault(key, job)
@@ -246,7 +257,7 @@ class CopyCache:
         found = await self._get(unique) if self.settings.enabled else None
         if found is None:
             self.stats.bypasses += len(jobs) if self.settings.enabled else 0
-            outcomes = await generate([job.request for job in jobs])
+            outcomes = await generate(jobs)
             return [Resolved(outcome, cache_hit=False) for outcome in outcomes]
 
         missing = [key for key in unique if key not in found]
@@ -274,14 +285,14 @@ class CopyCache:
             resolved.append(Resolved(result.outcome, hit))
         return resolved
 
-    async def _get(self, keys: Sequence[str]) -> dict[str, GenerationResult] | None:
+    async def _get(self, keys: Sequence[str]) -> dict[str, Reviewed] | None:
         """The cached results among keys, or None if Redis is unavailable."""
         values = await self.guard.run(lambda: self.client.mget(keys))
         if values is None:
             return None
-        found: dict[str, GenerationResult] = {}
+        found: dict[str, Reviewed] = {}
         for key, raw in zip(keys, values, strict=True):
-            result = decode_result(raw) if raw is not None else None
+            result = decode_copy(raw) if raw is not None else None
             if result is not None:
                 found[key] = result
         return found
@@ -309,7 +320,7 @@ class CopyCache:
     ) -> dict[str, Resolved]:
         if not keys:
             return {}
-        outcomes = await generate([first[key].request for key in keys])
+        outcomes = await generate([first[key] for key in keys])
         await self._store(list(zip(keys, outcomes, strict=True)), release=token)
         return {
             key: Resolved(outcome, cache_hit=False)
@@ -341,7 +352,7 @@ class CopyCache:
         if orphans:
             self.stats.single_flight_abandoned += len(orphans)
             self.stats.misses += len(orphans)
-            outcomes = await generate([first[key].request for key in orphans])
+            outcomes = await generate([first[key] for key in orphans])
             for key, outcome in zip(orphans, outcomes, strict=True):
                 results[key] = Resolved(outcome, cache_hit=False)
             await self._store(list(zip(orphans, outcomes, strict=True)))
@@ -354,8 +365,8 @@ class CopyCache:
         async def store() -> None:
             pipe = self.client.pipeline(transaction=False)
             for key, outcome in generated:
-                if isinstance(outcome, GenerationResult):
-                    pipe.set(key, encode_result(outcome), ex=ttl)
+                if isinstance(outcome, Reviewed):
+                    pipe.set(key, encode_copy(outcome), ex=ttl)
             if release:
                 for key, _ in generated:  # queued on the pipeline, run by execute()
                     await self._release(keys=[f"{key}:lock"], args=[release], client=pipe)
@@ -363,9 +374,7 @@ class CopyCache:
 
         await self.guard.run(store)
 
-    async def _poll(
-        self, keys: Sequence[str]
-    ) -> tuple[dict[str, GenerationResult], set[str]] | None:
+    async def _poll(self, keys: Sequence[str]) -> tuple[dict[str, Reviewed], set[str]] | None:
         async def poll() -> list[Any]:
             # Locks first: a result is stored before its lock is released, so a lock seen
             # gone here means the result (if any) is visible to the MGET after it.
@@ -381,7 +390,7 @@ class CopyCache:
         found = {
             key: result
             for key, raw in zip(keys, answers[-1], strict=True)
-            if raw is not None and (result := decode_result(raw)) is not None
+            if raw is not None and (result := decode_copy(raw)) is not None
         }
         locked = {key for key, exists in zip(keys, answers[:-1], strict=True) if exists}
         return found, locked

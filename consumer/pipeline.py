@@ -16,7 +16,7 @@ from consumer.dead_letters import DeadLetter
 from plugins.catalog import CatalogAdapter, InvalidEvent
 from plugins.channels import UnknownChannel, get_channel
 from plugins.generators import GenerationRequest, GenerationResult, Generator
-from plugins.validators import CopyReviewer
+from plugins.validators import CopyReviewer, Reviewed
 from schemas import ModelInfo, ProductEvent, Suggestion
 
 log = logging.getLogger(__name__)
@@ -123,20 +123,41 @@ class Pipeline:
                 return DeadLetter("schema", f"data.channels: {exc.args[0]}")
         return event
 
+    def check(self, job: Job, result: GenerationResult) -> Reviewed:
+        """Step: check the generated copy for its channel (repair once, else the template)."""
+        return self.reviewer.review(
+            job.event.data,
+            get_channel(job.channel),
+            result.title,
+            result.description,
+            result.parse_error,
+        )
+
+    def check_all(
+        self, jobs: Sequence[Job], results: Sequence[GenerationResult | DeadLetter]
+    ) -> list[Reviewed | DeadLetter]:
+        checked: list[Reviewed | DeadLetter] = []
+        for job, result in zip(jobs, results, strict=True):
+            if isinstance(result, DeadLetter):
+                checked.append(result)
+                continue
+            try:
+                checked.append(self.check(job, result))
+            except ValueError as exc:  # pydantic's ValidationError too
+                checked.append(self._unbuildable(job, exc))
+        return checked
+
     def build(
         self,
         job: Job,
-        result: GenerationResult,
+        copy: Reviewed | GenerationResult,
         model: ModelInfo,
         latency_ms: float,
         cache_hit: bool = False,
     ) -> Suggestion:
-        """Step: check the generated copy for its channel (repair once, else the template) and
-        build the Suggestion."""
+        """Step: the Suggestion for checked copy (generated copy is checked first)."""
+        reviewed = self.check(job, copy) if isinstance(copy, GenerationResult) else copy
         product = job.event.data
-        reviewed = self.reviewer.review(
-            product, get_channel(job.channel), result.title, result.description, result.parse_error
-        )
         content_hash = job.content_hash
         return Suggestion(
             suggestion_id=suggestion_id(job.event.tenant, content_hash, job.channel, model),
@@ -158,7 +179,7 @@ class Pipeline:
     def build_all(
         self,
         jobs: Sequence[Job],
-        results: Sequence[GenerationResult | DeadLetter],
+        results: Sequence[Reviewed | GenerationResult | DeadLetter],
         model: ModelInfo,
         latency_ms: float,
         cache_hits: Sequence[bool] | None = None,
@@ -172,11 +193,15 @@ class Pipeline:
             try:
                 outcomes.append(self.build(job, result, model, latency_ms, cache_hit=hit))
             except ValueError as exc:  # pydantic's ValidationError too
-                # One product's unbuildable suggestion must not stop the stream (a crash
-                # would replay it forever): it becomes a dead letter with the reason.
-                log.exception("cannot build a suggestion for %s", job.event.data.product_id)
-                outcomes.append(DeadLetter("check", f"{type(exc).__name__}: {exc}"))
+                outcomes.append(self._unbuildable(job, exc))
         return outcomes
+
+    @staticmethod
+    def _unbuildable(job: Job, exc: ValueError) -> DeadLetter:
+        # One product's unbuildable suggestion must not stop the stream (a crash would replay
+        # it forever): it becomes a dead letter with the reason.
+        log.exception("cannot build a suggestion for %s", job.event.data.product_id)
+        return DeadLetter("check", f"{type(exc).__name__}: {exc}")
 
     def run(self, generator: Generator, jobs: Sequence[Job]) -> list[Suggestion | DeadLetter]:
         """Generate in this process and build (blocking; for `copyflow generate`)."""

@@ -14,6 +14,7 @@ from consumer.kafka import ensure_topics
 from consumer.metrics import FlowStats, StatsCollector, serve_metrics
 from consumer.pipeline import Pipeline
 from consumer.pool import WorkerPool
+from plugins.validators import CopyReviewer
 from schemas import Settings
 from schemas.settings import setting_error
 
@@ -31,13 +32,15 @@ class PoolService(mode.Service):
         await self.pool.close()
 
 
-def build_cache(settings: Settings, decoding: str) -> CopyCache | None:
-    """None when both the cache and the unchanged-content skip are turned off."""
+def build_cache(settings: Settings, decoding: str, reviewer: CopyReviewer) -> CopyCache | None:
+    """None when both the cache and the unchanged-content skip are turned off. The cache holds
+    checked copy, so its keys cover the decoding parameters and the checks' configuration."""
     cache = settings.cache
     if not (cache.enabled or cache.skip_unchanged):
         return None
     guard = RedisGuard(settings.redis.retry_after_s, CacheStats())
-    return CopyCache(connect(settings.redis), cache, guard, decoding)
+    variant = f"{decoding};checks={reviewer.fingerprint}"
+    return CopyCache(connect(settings.redis), cache, guard, variant)
 
 
 def run_worker(settings: Settings, pipeline: Pipeline, pool: WorkerPool) -> None:
@@ -48,7 +51,7 @@ def run_worker(settings: Settings, pipeline: Pipeline, pool: WorkerPool) -> None
     # stops the command with that reason instead of a crashed stream processor.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    cache = build_cache(settings, pool.spec.decoding)
+    cache = build_cache(settings, pool.spec.decoding, pipeline.reviewer)
     if cache is not None and loop.run_until_complete(cache.guard.run(cache.client.ping)):
         log.info("cache: Redis answers")
     flow = FlowStats()

@@ -8,6 +8,7 @@ be found in the product's own fields, or the copy is repaired or replaced.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -246,11 +247,21 @@ class Reviewed:
     fallback_used: bool
 
 
+# Bump when a check's behaviour changes: cached checked copy then misses and is checked anew.
+CHECKS_VERSION = "1"
+
+
 class CopyReviewer:
     """Checks generated copy for one channel; repairs it once; else falls back to the template."""
 
     def __init__(self, banned_phrases: Sequence[str] = ()) -> None:
         self.banned_phrases = tuple(banned_phrases)
+
+    @property
+    def fingerprint(self) -> str:
+        """What the checks' verdicts depend on besides the copy, product and channel."""
+        text = "\x1f".join([CHECKS_VERSION, *self.banned_phrases])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def checks(
         self, product: Product, rules: ChannelRules, title: str, description: str

@@ -15,8 +15,9 @@ from redis import Redis as SyncRedis
 from consumer.cache import CacheStats, CopyCache, Outcome, RedisGuard, cache_key, connect
 from consumer.dead_letters import DeadLetter
 from consumer.pipeline import Job, jobs_for
-from plugins.generators import GenerationRequest, GenerationResult
-from schemas import ModelInfo, ProductEvent
+from plugins.generators import GenerationResult
+from plugins.validators import Reviewed
+from schemas import CheckResult, ModelInfo, ProductEvent
 from schemas.settings import CacheSettings, RedisSettings
 from tests.harness import RedisServer, product_event
 
@@ -40,23 +41,21 @@ class CountingGenerator:
     def __init__(self, delay_s: float = 0.0, fail: bool = False) -> None:
         self.delay_s = delay_s
         self.fail = fail
-        self.generated: list[GenerationRequest] = []
+        self.generated: list[Job] = []
 
-    async def __call__(self, requests: Sequence[GenerationRequest]) -> list[Outcome]:
+    async def __call__(self, jobs: Sequence[Job]) -> list[Outcome]:
         await asyncio.sleep(self.delay_s)
-        self.generated.extend(requests)
+        self.generated.extend(jobs)
         if self.fail:
-            return [DeadLetter("generation", "boom") for _ in requests]
+            return [DeadLetter("generation", "boom") for _ in jobs]
         return [
-            GenerationResult(
-                raw_text=f"TITLE: {r.product.title}\nDESCRIPTION: d",
-                title=r.product.title.title(),
+            Reviewed(
+                title=j.event.data.title.title(),
                 description="d",
-                parse_error=None,
-                prompt_tokens=10,
-                new_tokens=5,
+                checks=[CheckResult(name="grounded", passed=True)],
+                fallback_used=False,
             )
-            for r in requests
+            for j in jobs
         ]
 
 
@@ -137,8 +136,7 @@ def test_single_flight_in_one_process(redis_url: str, prefix: str) -> None:
             *(caches[i % 5].resolve([job(1)], MODEL, generate) for i in range(50))
         )
         assert len(generate.generated) == 1
-        outcomes = {r[0].outcome for r in results}
-        assert len(outcomes) == 1
+        assert all(r[0].outcome == results[0][0].outcome for r in results)
         assert sum(not r[0].cache_hit for r in results) == 1
         assert sum(c.stats.single_flight_waits for c in caches) >= 1
 
@@ -150,9 +148,9 @@ def _resolve_in_process(url: str, prefix: str, count: int, start: Any) -> None:
         cache = make_cache(url, prefix)
         counter = SyncRedis.from_url(url)
 
-        async def generate(requests: Sequence[GenerationRequest]) -> list[Outcome]:
-            counter.incrby(f"{prefix}:generations", len(requests))
-            return await CountingGenerator(delay_s=0.5)(requests)
+        async def generate(jobs: Sequence[Job]) -> list[Outcome]:
+            counter.incrby(f"{prefix}:generations", len(jobs))
+            return await CountingGenerator(delay_s=0.5)(jobs)
 
         start.wait()
         await asyncio.gather(*(cache.resolve([job(1)], MODEL, generate) for _ in range(count)))
@@ -190,7 +188,7 @@ def test_a_dead_leader_holds_nobody_up_past_its_lock_expiry(redis_url: str, pref
         started = asyncio.get_running_loop().time()
         [result] = await cache.resolve([job(1)], MODEL, generate)
         waited = asyncio.get_running_loop().time() - started
-        assert isinstance(result.outcome, GenerationResult) and not result.cache_hit
+        assert isinstance(result.outcome, Reviewed) and not result.cache_hit
         assert 0.3 < waited < 5
         assert cache.stats.single_flight_abandoned == 1
 
@@ -217,7 +215,7 @@ def test_a_failed_generation_is_not_cached_and_frees_the_key(redis_url: str, pre
         assert isinstance(failed.outcome, DeadLetter)
         generate = CountingGenerator()
         [retried] = await cache.resolve([job(1)], MODEL, generate)
-        assert isinstance(retried.outcome, GenerationResult) and len(generate.generated) == 1
+        assert isinstance(retried.outcome, Reviewed) and len(generate.generated) == 1
 
     asyncio.run(scenario())
 
@@ -287,7 +285,7 @@ def test_redis_outage_bypasses_the_cache_logs_once_and_recovers(
         with caplog.at_level(logging.WARNING, logger="consumer.cache"):
             for i in range(10):
                 [result] = await cache.resolve([job(100 + i)], MODEL, generate)
-                assert isinstance(result.outcome, GenerationResult) and not result.cache_hit
+                assert isinstance(result.outcome, Reviewed) and not result.cache_hit
                 clock.now += 1
             assert await cache.unchanged([job(1)], MODEL) == [False]
         down = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
@@ -317,7 +315,7 @@ def test_a_paused_redis_times_out_instead_of_stalling(own_redis: RedisServer, pr
         started = loop.time()
         [result] = await cache.resolve([job(2)], MODEL, generate)
         assert loop.time() - started < 2.0  # socket_timeout_s=0.3, no retry on a timeout
-        assert isinstance(result.outcome, GenerationResult) and cache.stats.bypasses == 1
+        assert isinstance(result.outcome, Reviewed) and cache.stats.bypasses == 1
         own_redis.resume()
 
     asyncio.run(scenario())
@@ -350,3 +348,24 @@ def test_settings_reject_a_non_redis_url() -> None:
         patch.setenv("COPYFLOW_REDIS__URL", "http://localhost:6379")
         with pytest.raises(SettingsError, match=r"redis\.url \(COPYFLOW_REDIS__URL\)"):
             load_settings()
+
+
+def test_other_checks_settings_miss_the_cached_checked_copy(redis_url: str, prefix: str) -> None:
+    from consumer.worker import build_cache
+    from plugins.validators import CopyReviewer
+    from schemas import Settings
+
+    settings = Settings.model_validate({"redis": {"url": redis_url}, "cache": {"prefix": prefix}})
+
+    async def scenario() -> None:
+        plain = build_cache(settings, DECODING, CopyReviewer())
+        strict = build_cache(settings, DECODING, CopyReviewer(banned_phrases=["must-have"]))
+        assert plain is not None and strict is not None
+        generate = CountingGenerator()
+        await plain.resolve([job(1)], MODEL, generate)
+        [hit] = await plain.resolve([job(1)], MODEL, generate)
+        [miss] = await strict.resolve([job(1)], MODEL, generate)
+        assert hit.cache_hit and not miss.cache_hit and len(generate.generated) == 2
+        assert hit.outcome.checks == [CheckResult(name="grounded", passed=True)]  # as stored
+
+    asyncio.run(scenario())
