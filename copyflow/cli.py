@@ -98,6 +98,60 @@ def _cmd_model_prepare(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from copyflow.wiring import build_pipeline, build_spec
+    from trainer.examples import GLOBAL, Example, ExampleStore
+    from trainer.run import NotEnoughExamples, train_once
+
+    if args.examples is not None:
+        if not args.examples.is_file():
+            print(f"copyflow train: {args.examples}: no such file", file=sys.stderr)
+            return 2
+        examples = []
+        for number, line in enumerate(args.examples.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                example = Example.model_validate_json(line)
+            except ValueError as exc:
+                print(f"{args.examples}:{number}: {exc}", file=sys.stderr)
+                return 2
+            # The file's examples join the scope trained here, whatever tenant they name.
+            examples.append(example.model_copy(update={"tenant": args.tenant or GLOBAL}))
+        added = ExampleStore(settings.trainer.store_dir).add(examples)
+        print(f"{added} new examples stored", file=sys.stderr)
+    try:
+        trained = train_once(
+            build_spec(settings), settings.trainer, args.tenant, build_pipeline(settings).reviewer
+        )
+    except NotEnoughExamples as exc:
+        print(f"copyflow train: {exc}", file=sys.stderr)
+        return 1
+    outcome = f"released {trained.release.version}" if trained.release else "not released"
+    print(f"{outcome}: {trained.verdict.reason}; report: {trained.report_dir / 'report.md'}")
+    return 0
+
+
+def _cmd_adapters(args: argparse.Namespace, settings: Settings) -> int:
+    from trainer.registry import Registry, RegistryError
+
+    registry = Registry(settings.trainer.registry_dir)
+    try:
+        if args.adapters_command == "list":
+            print(registry.describe())
+        elif args.adapters_command == "promote":
+            release = registry.promote(args.tenant, args.version)
+            print(f"{args.tenant or 'global'}: serving {release.version}")
+        else:
+            current = registry.rollback(args.tenant)
+            serving = current.version if current else "the base model"
+            print(f"{args.tenant or 'global'}: serving {serving}")
+    except RegistryError as exc:
+        print(f"copyflow adapters: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_schemas_export(args: argparse.Namespace, settings: Settings) -> int:
     from schemas.export import export_json_schemas
 
@@ -163,6 +217,24 @@ def build_parser() -> argparse.ArgumentParser:
         model,
     )
     prep.add_argument("--force", action="store_true", help="convert again")
+
+    train = command(
+        "train", _cmd_train, "train a LoRA adapter on stored examples; release it if it is better"
+    )
+    train.add_argument("--tenant", help="train this tenant's adapter (default: the global one)")
+    train.add_argument(
+        "--examples", type=Path, help="JSONL of examples to store first (see README: Trainer)"
+    )
+
+    adapters = sub.add_parser("adapters", help="released LoRA adapters").add_subparsers(
+        dest="adapters_command", required=True
+    )
+    command("list", _cmd_adapters, "list releases; * marks what serves", adapters)
+    promote = command("promote", _cmd_adapters, "serve a released version", adapters)
+    promote.add_argument("version")
+    rollback = command("rollback", _cmd_adapters, "serve the previously promoted version", adapters)
+    for sub_parser in (promote, rollback):
+        sub_parser.add_argument("--tenant", help="the tenant's adapter (default: the global one)")
 
     schemas = sub.add_parser("schemas", help="event contracts").add_subparsers(
         dest="schemas_command", required=True

@@ -139,6 +139,44 @@ class ChecksSettings(_Section):
     )
 
 
+class TrainerSettings(_Section):
+    store_dir: Path = Field(
+        default=Path("~/.cache/copyflow/examples"),
+        description="Training examples, one folder of JSONL per tenant.",
+    )
+    registry_dir: Path = Field(
+        default=Path("~/.cache/copyflow/adapters"),
+        description="Released adapters: <tenant or _global>/<version>/ folders.",
+    )
+    rank: int = Field(default=16, ge=1, le=512, description="LoRA rank.")
+    alpha: int = Field(default=32, ge=1, description="LoRA alpha (scale = alpha / rank).")
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        description="Module names LoRA adapts; as JSON in the environment.",
+    )
+    epochs: int = Field(default=3, ge=1, le=100)
+    learning_rate: float = Field(default=1e-3, gt=0, lt=1)
+    batch_size: int = Field(default=8, ge=1, le=1024)
+    holdout_share: float = Field(
+        default=0.2, gt=0, lt=1, description="Share of examples held out for the gate."
+    )
+    margin: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="ROUGE-L gain over the current adapter (or base model) needed to release.",
+    )
+    min_examples: int = Field(
+        default=50, ge=2, description="Fewest accepted or edited examples to train on."
+    )
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto", description="auto: bfloat16 on a GPU, float32 on a CPU."
+    )
+    seed: int = 0
+
+
 class MetricsSettings(_Section):
     port: int = Field(
         default=9464, ge=0, le=65535, description="Prometheus /metrics port; 0 turns it off."
@@ -172,6 +210,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     checks: ChecksSettings = Field(default_factory=ChecksSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    trainer: TrainerSettings = Field(default_factory=TrainerSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -4,16 +4,14 @@ duplicates, diversity, and overlap with reference text (ROUGE-L, BLEU-4)."""
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from copyflow.evaluation.data import Item
 from plugins.channels import ChannelRules
+from plugins.similarity import rouge_l, tokens
 from plugins.validators import Grounding, covers
-
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -21,32 +19,6 @@ class Copy:
     item: Item
     title: str
     description: str
-
-
-def tokens(text: str) -> list[str]:
-    return [t.lower() for t in _TOKEN.findall(text)]
-
-
-def lcs(a: Sequence[str], b: Sequence[str]) -> int:
-    previous = [0] * (len(b) + 1)
-    for x in a:
-        current = [0]
-        for j, y in enumerate(b, 1):
-            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
-        previous = current
-    return previous[-1]
-
-
-def rouge_l(candidate: str, reference: str) -> float:
-    """ROUGE-L F1 over lower-cased word tokens."""
-    c, r = tokens(candidate), tokens(reference)
-    if not c or not r:
-        return 0.0
-    common = lcs(c, r)
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(c), common / len(r)
-    return 2 * precision * recall / (precision + recall)
 
 
 def bleu(candidates: Sequence[str], references: Sequence[str], max_n: int = 4) -> float:

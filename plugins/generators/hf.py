@@ -64,6 +64,8 @@ class TransformersSpec:
     max_new_tokens: int = 80
     max_input_tokens: int = 1024
     batch_size: int = 8
+    adapter: str | None = None  # a LoRA adapter folder (peft) to apply to the model
+    adapter_version: str | None = None
 
     @property
     def decoding(self) -> str:
@@ -83,6 +85,8 @@ class TransformersSpec:
             max_new_tokens=self.max_new_tokens,
             max_input_tokens=self.max_input_tokens,
             batch_size=self.batch_size,
+            adapter=self.adapter,
+            adapter_version=self.adapter_version,
         )
 
 
@@ -100,6 +104,8 @@ class TransformersGenerator:
         max_new_tokens: int = 80,
         max_input_tokens: int = 1024,
         batch_size: int = 8,
+        adapter: str | None = None,
+        adapter_version: str | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -112,10 +118,18 @@ class TransformersGenerator:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         model: Any = AutoModelForCausalLM.from_pretrained(location, dtype=self.dtype)
+        revision = model_revision(location)
+        if adapter is not None:
+            from peft import PeftModel  # only when an adapter is used
+
+            # Merged: generation then costs what the base model costs.
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
         self.model: Any = model.to(self.device).eval()
         self._info = ModelInfo(
             base=name or location,
-            revision=model_revision(location),
+            revision=revision,
+            adapter=Path(adapter).name if adapter else None,
+            adapter_version=adapter_version if adapter else None,
             prompt_version=prompt.version,
         )
         log.info("loaded model %s on %s as %s", location, self.device, self.dtype)

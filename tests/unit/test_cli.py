@@ -93,3 +93,35 @@ def test_unreachable_broker_is_a_clear_error(
     monkeypatch.setenv("COPYFLOW_MODEL__NAME", str(tiny_model_dir))
     assert main(["worker"]) == 1
     assert "no Kafka broker answered at 127.0.0.1:" in capsys.readouterr().err
+
+
+def test_train_and_adapters_commands_say_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    tiny_model_dir: Path,
+) -> None:
+    monkeypatch.setenv("COPYFLOW_MODEL__NAME", str(tiny_model_dir))
+    monkeypatch.setenv("COPYFLOW_TRAINER__STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("COPYFLOW_TRAINER__REGISTRY_DIR", str(tmp_path / "registry"))
+    assert main(["adapters", "list"]) == 0
+    assert "no adapters released" in capsys.readouterr().out
+    assert main(["adapters", "rollback", "--tenant", "shop-a"]) == 1
+    assert "nothing to roll back" in capsys.readouterr().err
+    examples = tmp_path / "edits.jsonl"
+    example = {
+        "example_id": "s-1",
+        "tenant": "elsewhere",
+        "channel": "default",
+        "action": "accepted",
+        "product": {"product_id": "p1", "title": "mug"},
+        "title": "Mug",
+        "description": "A mug.",
+    }
+    examples.write_text(json.dumps(example) + "\n" + "{broken\n")
+    assert main(["train", "--tenant", "shop-a", "--examples", str(examples)]) == 2
+    assert f"{examples}:2:" in capsys.readouterr().err
+    examples.write_text(json.dumps(example) + "\n")
+    assert main(["train", "--tenant", "shop-a", "--examples", str(examples)]) == 1
+    err = capsys.readouterr().err
+    assert "1 new examples stored" in err and "trainer.min_examples=50" in err

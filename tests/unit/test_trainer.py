@@ -1,0 +1,203 @@
+"""The trainer: example store, registry, gate, and LoRA training on a tiny real model."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from plugins.generators.hf import TransformersSpec
+from plugins.validators import CopyReviewer
+from schemas import Feedback, ModelInfo, Product, Suggestion
+from schemas.settings import TrainerSettings
+from trainer.examples import Example, ExampleStore, from_decision
+from trainer.gate import decide
+from trainer.registry import Registry, RegistryError, Release
+from trainer.run import NotEnoughExamples, split, train_once
+
+
+def suggestion(tenant: str = "shop-a", title: str = "Blue Mug") -> Suggestion:
+    product = Product(product_id="p1", title="blue mug 300ml", brand="Acme")
+    return Suggestion(
+        suggestion_id=uuid.uuid4(),
+        product_id="p1",
+        tenant=tenant,
+        source_event_id="e1",
+        channel="default",
+        title=title,
+        description="A blue mug.",
+        model=ModelInfo(base="m", revision="r", prompt_version="v1"),
+        checks=[],
+        fallback_used=False,
+        latency_ms=1.0,
+        content_hash="h",
+        input=product,
+    )
+
+
+def decision(s: Suggestion, action: str, **text: str) -> Feedback:
+    return Feedback(
+        suggestion_id=s.suggestion_id, product_id="p1", tenant=s.tenant, action=action, **text
+    )
+
+
+def test_decisions_become_examples() -> None:
+    s = suggestion()
+    accepted = from_decision(s, decision(s, "accepted"))
+    edited = from_decision(s, decision(s, "edited", final_title="Acme Blue Mug 300 ml"))
+    rejected = from_decision(s, decision(s, "rejected"))
+    assert (accepted.title, accepted.trainable) == ("Blue Mug", True)
+    assert (edited.title, edited.description) == ("Acme Blue Mug 300 ml", "A blue mug.")
+    assert not rejected.trainable
+    assert accepted.product == s.input
+
+
+def test_the_store_keeps_the_last_decision_per_suggestion_and_tenants_apart(
+    tmp_path: Path,
+) -> None:
+    store = ExampleStore(tmp_path)
+    a, b = suggestion("shop-a"), suggestion("shop/b")
+    assert store.add([from_decision(a, decision(a, "accepted"))]) == 1
+    assert store.add([from_decision(a, decision(a, "accepted"))]) == 0  # a duplicate
+    assert store.add([from_decision(a, decision(a, "rejected"))]) == 1  # changed its mind
+    store.add([from_decision(b, decision(b, "accepted"))])
+    [only] = store.load("shop-a")
+    assert only.action == "rejected"
+    assert [e.tenant for e in store.load("shop/b")] == ["shop/b"]
+    assert store.tenants() == ["shop-a", "shop/b"]
+
+
+def release(version: str, tenant: str | None = None) -> Release:
+    return Release(
+        version=version,
+        tenant=tenant,
+        base_model="m",
+        base_revision="r",
+        prompt_version="v1",
+        data_fingerprint="f",
+        examples=3,
+    )
+
+
+def fake_adapter(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    (folder / "adapter_config.json").write_text("{}")
+    return folder
+
+
+def test_registry_promotes_rolls_back_and_refuses_bad_input(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "registry")
+    adapter = fake_adapter(tmp_path / "adapter")
+    assert registry.next_version("shop-a") == "v0001"
+    registry.add(adapter, release("v0001", "shop-a"))
+    registry.add(adapter, release("v0002", "shop-a"))
+    with pytest.raises(RegistryError, match="exists"):
+        registry.add(adapter, release("v0002", "shop-a"))
+    with pytest.raises(RegistryError, match="lacks"):
+        registry.add(tmp_path, release("v0003", "shop-a"))
+    assert registry.current("shop-a") is None
+    registry.promote("shop-a", "v0001")
+    registry.promote("shop-a", "v0002")
+    current = registry.current("shop-a")
+    assert current is not None and current.version == "v0002"
+    assert registry.current(None) is None  # the global scope is apart
+    rolled = registry.rollback("shop-a")
+    assert rolled is not None and rolled.version == "v0001"
+    assert registry.rollback("shop-a") is None  # back to the base model
+    with pytest.raises(RegistryError, match="nothing to roll back"):
+        registry.rollback("shop-a")
+    with pytest.raises(RegistryError, match="known: v0001, v0002"):
+        registry.promote("shop-a", "v0009")
+    stored = sorted(p.name for p in (registry.location(release("v0001", "shop-a"))).iterdir())
+    assert stored == ["adapter_config.json", "adapter_model.safetensors", "release.json"]
+    assert "v0002" in registry.describe()
+
+
+def test_the_gate_needs_the_margin_and_no_drop_in_checks() -> None:
+    base = {"rouge_l_title": 0.40, "checks_passed": 0.9}
+    assert decide({"rouge_l_title": 0.45, "checks_passed": 0.9}, base, 0.02).release
+    assert not decide({"rouge_l_title": 0.41, "checks_passed": 0.9}, base, 0.02).release
+    assert not decide({"rouge_l_title": 0.60, "checks_passed": 0.5}, base, 0.02).release
+
+
+def test_the_split_is_stable_as_examples_arrive() -> None:
+    examples = [house_example(i) for i in range(200)]
+    train, holdout = split(examples, 0.2)
+    _, holdout_later = split([*examples, *(house_example(i) for i in range(200, 300))], 0.2)
+    assert 20 < len(holdout) < 60 and len(train) + len(holdout) == 200
+    assert {e.example_id for e in holdout} <= {e.example_id for e in holdout_later}
+
+
+def house_example(index: int, tenant: str = "shop-a") -> Example:
+    """A merchant whose accepted copy is always the same two lines: learnable by a tiny model."""
+    return Example(
+        example_id=f"s-{index}",
+        tenant=tenant,
+        channel="default",
+        product=Product(product_id=f"p{index}", title=f"item {index} mug", brand="Acme"),
+        title="Acme Mug",
+        description="A mug.",
+        action="accepted",
+    )
+
+
+def trainer_settings(tmp_path: Path, **overrides: object) -> TrainerSettings:
+    values: dict[str, object] = {
+        "store_dir": tmp_path / "store",
+        "registry_dir": tmp_path / "registry",
+        "rank": 8,
+        "alpha": 16,
+        # A random 64-wide model learns a fixed answer only with its output layer adapted too.
+        "target_modules": ["q_proj", "v_proj", "up_proj", "down_proj", "lm_head"],
+        "epochs": 10,
+        "learning_rate": 2e-2,
+        "batch_size": 4,
+        "min_examples": 10,
+        "device": "cpu",
+    }
+    return TrainerSettings.model_validate({**values, **overrides})
+
+
+def tiny_spec(tiny_model_dir: Path) -> TransformersSpec:
+    return TransformersSpec(
+        location=str(tiny_model_dir), prompt_version="v1", max_new_tokens=16, batch_size=16
+    )
+
+
+@pytest.mark.parametrize(
+    ("learning_rate", "epochs", "released"), [(2e-2, 16, True), (1e-7, 1, False)]
+)
+def test_training_releases_only_an_adapter_the_gate_finds_better(
+    tiny_model_dir: Path, tmp_path: Path, learning_rate: float, epochs: int, released: bool
+) -> None:
+    settings = trainer_settings(tmp_path, learning_rate=learning_rate, epochs=epochs)
+    ExampleStore(settings.store_dir).add(house_example(i) for i in range(24))
+    trained = train_once(
+        tiny_spec(tiny_model_dir), settings, "shop-a", CopyReviewer(), show_progress=False
+    )
+    metrics = json.loads((trained.report_dir / "metrics.json").read_text())
+    assert (trained.report_dir / "loss.png").stat().st_size > 0
+    assert "Gate" in (trained.report_dir / "report.md").read_text()
+    assert trained.verdict.release is released and metrics["released"] is released
+    registry = Registry(settings.registry_dir)
+    if released:
+        assert metrics["candidate"]["rouge_l_title"] > metrics["current"]["rouge_l_title"] + 0.02
+        assert metrics["holdout_losses"][-1] < metrics["holdout_losses"][0] / 4
+        current = registry.current("shop-a")
+        assert current is not None and current.version == "v0001"
+        files = {p.name for p in registry.location(current).iterdir()}
+        assert {"adapter_model.safetensors", "adapter_config.json", "report.md"} <= files
+        assert not any(name.endswith((".bin", ".pt")) for name in files)
+        assert registry.current(None) is None  # a tenant's adapter serves only that tenant
+    else:
+        assert registry.releases("shop-a") == []
+
+
+def test_too_few_examples_is_a_clear_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+    settings = trainer_settings(tmp_path, min_examples=50)
+    ExampleStore(settings.store_dir).add(house_example(i) for i in range(5))
+    with pytest.raises(NotEnoughExamples, match=r"trainer\.min_examples=50"):
+        train_once(tiny_spec(tiny_model_dir), settings, "shop-a", CopyReviewer(), False)

@@ -1,0 +1,63 @@
+"""The evaluation gate: a candidate adapter is released only if it beats what serves now."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from plugins.channels import get_channel
+from plugins.generators import GenerationRequest
+from plugins.generators.hf import TransformersGenerator
+from plugins.similarity import rouge_l
+from plugins.validators import CopyReviewer
+from trainer.examples import Example
+
+
+def evaluate(
+    generator: TransformersGenerator, holdout: Sequence[Example], reviewer: CopyReviewer
+) -> dict[str, float]:
+    """Scores of the copy a model makes for held-out examples, against the merchant's text:
+    ROUGE-L and exact match of the title, ROUGE-L of the description, and the share of copy
+    that passes every check without repair or fallback."""
+    requests = [GenerationRequest(e.product, e.channel) for e in holdout]
+    results = generator.generate(requests)
+    titles, descriptions, exact, clean = [], [], 0, 0
+    for example, result in zip(holdout, results, strict=True):
+        reviewed = reviewer.review(
+            example.product,
+            get_channel(example.channel),
+            result.title,
+            result.description,
+            result.parse_error,
+        )
+        titles.append(rouge_l(reviewed.title, example.title))
+        descriptions.append(rouge_l(reviewed.description, example.description))
+        exact += reviewed.title.strip().lower() == example.title.strip().lower()
+        clean += not reviewed.fallback_used and all(
+            c.passed for c in reviewed.checks if c.name != "repair"
+        )
+    n = max(1, len(holdout))
+    return {
+        "rouge_l_title": sum(titles) / n,
+        "rouge_l_description": sum(descriptions) / n,
+        "exact_match_title": exact / n,
+        "checks_passed": clean / n,
+    }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    release: bool
+    reason: str
+
+
+def decide(candidate: dict[str, float], current: dict[str, float], margin: float) -> Verdict:
+    """Release when the candidate's title ROUGE-L beats the current one's by the margin and it
+    passes the checks at least as often, less the same margin."""
+    gain = candidate["rouge_l_title"] - current["rouge_l_title"]
+    if gain < margin:
+        return Verdict(False, f"ROUGE-L gain {gain:+.3f} is below the margin {margin:.3f}")
+    drop = current["checks_passed"] - candidate["checks_passed"]
+    if drop > margin:
+        return Verdict(False, f"passes the checks {drop:.1%} less often")
+    return Verdict(True, f"ROUGE-L gain {gain:+.3f} (margin {margin:.3f})")

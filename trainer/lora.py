@@ -1,0 +1,166 @@
+"""LoRA fine-tuning (peft) of the generator's base model on examples, with the generator's own
+prompt, so that what is learnt is what the workers will be asked."""
+
+from __future__ import annotations
+
+import logging
+import random
+import resource
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from plugins.generators import get_prompt
+from plugins.generators.hf import resolve_device
+from schemas.settings import TrainerSettings
+from trainer.examples import Example
+
+log = logging.getLogger(__name__)
+
+
+def answer(example: Example) -> str:
+    """The answer the prompt asks for, as the model should write it."""
+    return f"TITLE: {example.title}\nDESCRIPTION: {example.description}"
+
+
+@dataclass
+class TrainResult:
+    losses: list[float] = field(default_factory=list)  # per optimizer step
+    holdout_losses: list[float] = field(default_factory=list)  # per epoch
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    examples: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+
+
+def _dtype(setting: str, device: torch.device) -> torch.dtype:
+    if setting == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return torch.bfloat16 if setting == "bfloat16" else torch.float32
+
+
+class _Encoder:
+    """Prompt + answer token ids, with labels only on the answer (the prompt is not learnt)."""
+
+    def __init__(self, tokenizer: Any, prompt_version: str, max_tokens: int = 1024) -> None:
+        self.tokenizer = tokenizer
+        self.prompt = get_prompt(prompt_version)
+        self.max_tokens = max_tokens
+
+    def __call__(self, example: Example) -> tuple[list[int], list[int]]:
+        messages = self.prompt.messages(example.product, example.channel)
+        prompt = self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+        prompt_ids = self.tokenizer(prompt, add_special_tokens=False).input_ids
+        answer_ids = self.tokenizer(answer(example), add_special_tokens=False).input_ids
+        answer_ids = [*answer_ids, self.tokenizer.eos_token_id]
+        ids = (prompt_ids + answer_ids)[-self.max_tokens :]
+        labels = ([-100] * len(prompt_ids) + answer_ids)[-self.max_tokens :]
+        return ids, labels
+
+
+def _batches(
+    encoded: Sequence[tuple[list[int], list[int]]], size: int, pad: int, device: torch.device
+) -> list[dict[str, torch.Tensor]]:
+    batches = []
+    for start in range(0, len(encoded), size):
+        chunk = encoded[start : start + size]
+        width = max(len(ids) for ids, _ in chunk)
+        batches.append(
+            {
+                "input_ids": torch.tensor(
+                    [ids + [pad] * (width - len(ids)) for ids, _ in chunk], device=device
+                ),
+                "attention_mask": torch.tensor(
+                    [[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk],
+                    device=device,
+                ),
+                "labels": torch.tensor(
+                    [labels + [-100] * (width - len(labels)) for _, labels in chunk],
+                    device=device,
+                ),
+            }
+        )
+    return batches
+
+
+def train_lora(
+    model_location: str,
+    prompt_version: str,
+    train: Sequence[Example],
+    holdout: Sequence[Example],
+    settings: TrainerSettings,
+    output: Path,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> TrainResult:
+    """Train a LoRA adapter and save it (safetensors) to output. progress(step, steps, loss)
+    is called after each optimizer step."""
+    from peft import LoraConfig, get_peft_model  # the trainer's dependency, not the worker's
+
+    started = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    device = resolve_device(settings.device)
+    dtype = _dtype(settings.dtype, device)
+    tokenizer: Any = AutoTokenizer.from_pretrained(model_location)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    base: Any = AutoModelForCausalLM.from_pretrained(model_location, dtype=dtype)
+    config = LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    model: Any = get_peft_model(base, config).to(device)
+    encode = _Encoder(tokenizer, prompt_version)
+    # Similar lengths together: less padding per batch; the batch order is shuffled instead.
+    encoded = sorted((encode(e) for e in train), key=lambda pair: len(pair[0]))
+    pad = tokenizer.pad_token_id
+    batches = _batches(encoded, settings.batch_size, pad, device)
+    held = _batches([encode(e) for e in holdout], settings.batch_size, pad, device)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate
+    )
+    steps = len(batches) * settings.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.0, 1 - step / max(1, steps))
+    )
+    result = TrainResult(examples=len(train), device=str(device), dtype=str(dtype).split(".")[-1])
+    order = random.Random(settings.seed)
+    step = 0
+    for _ in range(settings.epochs):
+        model.train()
+        order.shuffle(batches)
+        for batch in batches:
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            result.losses.append(loss.item())
+            if progress is not None:
+                progress(step, steps, result.losses[-1])
+        result.holdout_losses.append(_mean_loss(model, held))
+    model.save_pretrained(str(output), safe_serialization=True)
+    result.seconds = time.perf_counter() - started
+    result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def _mean_loss(model: Any, batches: Sequence[dict[str, torch.Tensor]]) -> float:
+    if not batches:
+        return float("nan")
+    model.eval()
+    with torch.inference_mode():
+        losses = [float(model(**batch).loss) for batch in batches]
+    return sum(losses) / len(losses)
