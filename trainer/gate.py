@@ -12,16 +12,21 @@ from plugins.similarity import rouge_l
 from plugins.validators import CopyReviewer
 from trainer.examples import Example
 
+# The checks whose first-pass failures the scores count, so two models' reports line up.
+_CHECKS = ("parsed", "not_degenerate", "grounded", "style", "language")
+
 
 def evaluate(
     generator: TransformersGenerator, holdout: Sequence[Example], reviewer: CopyReviewer
 ) -> dict[str, float]:
     """Scores of the copy a model makes for held-out examples, against the merchant's text:
     ROUGE-L and exact match of the title, ROUGE-L of the description, and the share of copy
-    that passes every check without repair or fallback."""
+    that passes every check without repair or fallback (and, per check, the share it failed
+    before any repair)."""
     requests = [GenerationRequest(e.product, e.channel) for e in holdout]
     results = generator.generate(requests)
     titles, descriptions, exact, clean = [], [], 0, 0
+    failed = dict.fromkeys(_CHECKS, 0)
     for example, result in zip(holdout, results, strict=True):
         reviewed = reviewer.review(
             example.product,
@@ -36,12 +41,16 @@ def evaluate(
         clean += not reviewed.fallback_used and all(
             c.passed for c in reviewed.checks if c.name != "repair"
         )
+        for check in reviewed.checks:
+            if check.name in failed and not check.passed:
+                failed[check.name] += 1
     n = max(1, len(holdout))
     return {
         "rouge_l_title": sum(titles) / n,
         "rouge_l_description": sum(descriptions) / n,
         "exact_match_title": exact / n,
         "checks_passed": clean / n,
+        **{f"failed_{name}": count / n for name, count in failed.items()},
     }
 
 

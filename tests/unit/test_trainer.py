@@ -182,6 +182,7 @@ def test_training_releases_only_an_adapter_the_gate_finds_better(
     assert (trained.report_dir / "loss.png").stat().st_size > 0
     assert "Gate" in (trained.report_dir / "report.md").read_text()
     assert trained.verdict.release is released and metrics["released"] is released
+    assert set(metrics["candidate"]) == set(metrics["current"]) >= {"failed_grounded"}
     registry = Registry(settings.registry_dir)
     if released:
         assert metrics["candidate"]["rouge_l_title"] > metrics["current"]["rouge_l_title"] + 0.02
