@@ -16,7 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from plugins.generators import get_prompt
-from plugins.generators.hf import resolve_device
+from plugins.generators.hf import resolve_device, resolve_dtype
 from schemas.settings import TrainerSettings
 from trainer.examples import Example
 
@@ -37,12 +37,6 @@ class TrainResult:
     examples: int = 0
     device: str = "cpu"
     dtype: str = "float32"
-
-
-def _dtype(setting: str, device: torch.device) -> torch.dtype:
-    if setting == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return torch.bfloat16 if setting == "bfloat16" else torch.float32
 
 
 class _Encoder:
@@ -107,7 +101,7 @@ def train_lora(
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
     device = resolve_device(settings.device)
-    dtype = _dtype(settings.dtype, device)
+    dtype = resolve_dtype(settings.dtype, device)
     tokenizer: Any = AutoTokenizer.from_pretrained(model_location)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
