@@ -16,6 +16,7 @@ MANIFEST = "copyflow-model.json"
 class GenerationRequest:
     product: Product
     channel: str
+    adapter: str | None = None  # a LoRA adapter the generator has loaded; None: the base model
 
 
 @dataclass(frozen=True)

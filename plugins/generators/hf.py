@@ -125,6 +125,7 @@ class TransformersGenerator:
             # Merged: generation then costs what the base model costs.
             model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
         self.model: Any = model.to(self.device).eval()
+        self._served: set[str] = set()  # adapters loaded unmerged, chosen per request
         self._info = ModelInfo(
             base=name or location,
             revision=revision,
@@ -137,6 +138,24 @@ class TransformersGenerator:
     @property
     def model_info(self) -> ModelInfo:
         return self._info
+
+    def load_adapter(self, name: str, location: str) -> None:
+        """Load a LoRA adapter beside the others, unmerged, so that one batch can mix
+        requests for several adapters and the base model."""
+        from peft import PeftModel  # only when an adapter is used
+
+        if not self._served:
+            self.model = PeftModel.from_pretrained(self.model, location, adapter_name=name)
+        else:
+            self.model.load_adapter(location, adapter_name=name)
+        self.model = self.model.to(self.device).eval()
+        self._served.add(name)
+        log.info("loaded adapter %s from %s", name, location)
+
+    def unload_adapter(self, name: str) -> None:
+        if name in self._served:
+            self.model.delete_adapter(name)
+            self._served.discard(name)
 
     def render(self, request: GenerationRequest) -> str:
         messages = self.prompt.messages(request.product, request.channel)
@@ -166,8 +185,9 @@ class TransformersGenerator:
         fitting.sort(key=lambda index: len(token_ids[index]))
         for start in range(0, len(fitting), self.batch_size):
             chunk = fitting[start : start + self.batch_size]
+            adapters = [requests[i].adapter for i in chunk]
             for index, result in zip(
-                chunk, self._generate_batch([token_ids[i] for i in chunk]), strict=True
+                chunk, self._generate_batch([token_ids[i] for i in chunk], adapters), strict=True
             ):
                 results[index] = result
         return [result for result in results if result is not None]
@@ -176,10 +196,24 @@ class TransformersGenerator:
         ids: list[int] = self.tokenizer(self.render(request), add_special_tokens=False).input_ids
         return ids
 
-    def _generate_batch(self, token_ids: Sequence[list[int]]) -> list[GenerationResult]:
+    def _adapter_names(self, adapters: Sequence[str | None]) -> list[str] | None:
+        """peft's per-row adapter names, or None when no adapter is served."""
+        unknown = {a for a in adapters if a is not None} - self._served
+        if unknown:
+            raise ValueError(f"adapter {sorted(unknown)[0]!r} is not loaded in this worker")
+        if not self._served:
+            return None
+        return [adapter or "__base__" for adapter in adapters]
+
+    def _generate_batch(
+        self, token_ids: Sequence[list[int]], adapters: Sequence[str | None]
+    ) -> list[GenerationResult]:
         """One forward batch. The prompts' common prefix (instructions and example) is run
-        once and its KV cache shared by every row; rows are laid out as
-        [prefix][padding][own suffix], the mask hiding the padding (positions skip it)."""
+        once per adapter in the batch and its KV cache shared by the rows of that adapter;
+        rows are laid out as [prefix][padding][own suffix], the mask hiding the padding
+        (positions skip it)."""
+        names = self._adapter_names(adapters)
+        routing: dict[str, Any] = {} if names is None else {"adapter_names": names}
         pad = self.tokenizer.pad_token_id
         prefix = _common_prefix_length(token_ids) if len(token_ids) > 1 else 0
         suffixes = [ids[prefix:] for ids in token_ids]
@@ -191,9 +225,18 @@ class TransformersGenerator:
         with torch.inference_mode():
             cache = None
             if prefix:
+                # LoRA changes the keys and values: one prefix per distinct adapter.
+                distinct = list(dict.fromkeys(names or [""]))
+                firsts = [(names or [""]).index(name) for name in distinct]
                 cache = DynamicCache(config=self.model.config)
-                self.model(input_ids=input_ids[:1, :prefix], past_key_values=cache, use_cache=True)
-                cache.batch_repeat_interleave(len(rows))
+                self.model(
+                    input_ids=input_ids[firsts, :prefix],
+                    past_key_values=cache,
+                    use_cache=True,
+                    **({} if names is None else {"adapter_names": distinct}),
+                )
+                owner = [distinct.index(name) for name in names or [""] * len(rows)]
+                cache.batch_select_indices(torch.tensor(owner, device=self.device))
             output = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
@@ -202,6 +245,7 @@ class TransformersGenerator:
                 do_sample=False,
                 pad_token_id=pad,
                 eos_token_id=self.tokenizer.eos_token_id,
+                **routing,
             )
         results = []
         for row, ids in zip(output, token_ids, strict=True):

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from plugins.generators.hf import TransformersSpec
 from plugins.validators import CopyReviewer
 from schemas import Feedback, ModelInfo, Product, Suggestion
-from schemas.settings import TrainerSettings
-from trainer.examples import Example, ExampleStore, from_decision
+from tests.training import house_example, tiny_spec, trainer_settings
+from trainer.examples import ExampleStore, from_decision
 from trainer.gate import decide
 from trainer.registry import Registry, RegistryError, Release
 from trainer.run import NotEnoughExamples, split, train_once
@@ -129,42 +128,6 @@ def test_the_split_is_stable_as_examples_arrive() -> None:
     _, holdout_later = split([*examples, *(house_example(i) for i in range(200, 300))], 0.2)
     assert 20 < len(holdout) < 60 and len(train) + len(holdout) == 200
     assert {e.example_id for e in holdout} <= {e.example_id for e in holdout_later}
-
-
-def house_example(index: int, tenant: str = "shop-a") -> Example:
-    """A merchant whose accepted copy is always the same two lines: learnable by a tiny model."""
-    return Example(
-        example_id=f"s-{index}",
-        tenant=tenant,
-        channel="default",
-        product=Product(product_id=f"p{index}", title=f"item {index} mug", brand="Acme"),
-        title="Acme Mug",
-        description="A mug.",
-        action="accepted",
-    )
-
-
-def trainer_settings(tmp_path: Path, **overrides: object) -> TrainerSettings:
-    values: dict[str, object] = {
-        "store_dir": tmp_path / "store",
-        "registry_dir": tmp_path / "registry",
-        "rank": 8,
-        "alpha": 16,
-        # A random 64-wide model learns a fixed answer only with its output layer adapted too.
-        "target_modules": ["q_proj", "v_proj", "up_proj", "down_proj", "lm_head"],
-        "epochs": 10,
-        "learning_rate": 2e-2,
-        "batch_size": 4,
-        "min_examples": 10,
-        "device": "cpu",
-    }
-    return TrainerSettings.model_validate({**values, **overrides})
-
-
-def tiny_spec(tiny_model_dir: Path) -> TransformersSpec:
-    return TransformersSpec(
-        location=str(tiny_model_dir), prompt_version="v1", max_new_tokens=16, batch_size=16
-    )
 
 
 @pytest.mark.parametrize(
