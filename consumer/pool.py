@@ -5,6 +5,10 @@ micro-batches (closed at ``max_batch`` requests or ``max_wait_s`` after the olde
 grouped by prompt length) and hands each to an idle process. A reader thread per process turns
 its answers into future results. A process that dies is restarted and its batch re-queued; a
 request that was in a crash is retried alone, and after ``max_attempts`` crashes it fails.
+
+LoRA adapters are loaded into every process side by side (``load_adapter``); a process that is
+restarted loads the ones in use before it takes work. A process handles its messages in order,
+so a batch sent after an adapter's load was acknowledged always finds it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ class PoolError(RuntimeError):
     """The pool could not start (for example, a worker process could not load the model)."""
 
 
+class AdapterLoadError(RuntimeError):
+    """A worker process could not load an adapter; the pool does not use it."""
+
+
 @dataclass
 class PoolStats:
     """Counters for metrics: queue depth, in-flight work, batch sizes, restarts, output."""
@@ -77,13 +85,22 @@ class _Slot:
     batch: list[_Request] | None = None
 
 
-def _child_main(spec: TransformersSpec, device: str, threads: int, conn: Connection) -> None:
-    """A worker process: load the model, then answer batches until told to stop (None)."""
+def _child_main(
+    spec: TransformersSpec,
+    device: str,
+    threads: int,
+    adapters: dict[str, str],
+    conn: Connection,
+) -> None:
+    """A worker process: load the model and the adapters in use, then answer batches and
+    adapter loads in the order they come, until told to stop (None)."""
     import torch
 
     torch.set_num_threads(threads)
     try:
         generator = spec.build(device)
+        for name, location in adapters.items():
+            generator.load_adapter(name, location)
     except Exception as exc:
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
@@ -95,8 +112,20 @@ def _child_main(spec: TransformersSpec, device: str, threads: int, conn: Connect
             return
         if message is None:
             return
-        batch_id, requests = message
-        conn.send(("done", batch_id, generate_splitting(generator, requests)))
+        kind, *args = message
+        if kind == "batch":
+            batch_id, requests = args
+            conn.send(("done", batch_id, generate_splitting(generator, requests)))
+        elif kind == "load":
+            name, location = args
+            try:
+                generator.load_adapter(name, location)
+            except Exception as exc:
+                conn.send(("adapter", name, f"{type(exc).__name__}: {exc}"))
+            else:
+                conn.send(("adapter", name, None))
+        elif kind == "unload":
+            generator.unload_adapter(args[0])
 
 
 def resolve_devices(devices: str) -> list[str]:
@@ -147,6 +176,8 @@ class WorkerPool:
         self._dispatcher: asyncio.Task[None] | None = None
         self._started: asyncio.Future[None] | None = None
         self._ready = asyncio.Event()
+        self._adapters: dict[str, str] = {}  # name -> location, loaded in every process
+        self._loading: dict[str, tuple[set[int], asyncio.Future[None]]] = {}
 
     @property
     def model_info(self) -> ModelInfo:
@@ -201,6 +232,35 @@ class WorkerPool:
             self._wake.set()
         return list(await asyncio.gather(*futures))
 
+    async def load_adapter(self, name: str, location: str) -> None:
+        """Load an adapter into every process; returns once all can serve it. Raises
+        AdapterLoadError (and leaves it unused) when any process cannot load it."""
+        assert self._loop is not None
+        if name in self._adapters:
+            return
+        self._adapters[name] = location
+        waiting = {slot.index for slot in self._slots}
+        done: asyncio.Future[None] = self._loop.create_future()
+        self._loading[name] = (waiting, done)
+        for slot in self._slots:
+            # A process that is gone loads it when restarted, and answers "ready" instead.
+            with contextlib.suppress(BrokenPipeError, OSError):
+                slot.conn.send(("load", name, location))
+        try:
+            await done
+        except AdapterLoadError:
+            self.unload_adapter(name)
+            raise
+        finally:
+            self._loading.pop(name, None)
+
+    def unload_adapter(self, name: str) -> None:
+        """Free an adapter in every process (requests must no longer name it)."""
+        self._adapters.pop(name, None)
+        for slot in self._slots:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                slot.conn.send(("unload", name))
+
     async def close(self, drain_timeout_s: float = 600.0) -> None:
         """Finish what was queued, then stop the processes."""
         self._closing = True
@@ -225,7 +285,7 @@ class WorkerPool:
         threads = self.threads if device == "cpu" else 1
         process = self._context.Process(
             target=_child_main,
-            args=(self.spec, device, threads, child),
+            args=(self.spec, device, threads, dict(self._adapters), child),
             name=f"copyflow-generator-{index}",
             daemon=True,
         )
@@ -259,11 +319,15 @@ class WorkerPool:
         if kind == "ready":
             slot.ready = True
             self._model_info = message[1]
+            for name in list(self._loading):  # it loaded every adapter in use
+                self._adapter_loaded(slot, name, None)
             if not self._started.done() and all(s.ready for s in self._slots):
                 self._started.set_result(None)
         elif kind == "failed":
             if not self._started.done():
                 self._started.set_exception(PoolError(f"worker on {slot.device}: {message[1]}"))
+        elif kind == "adapter":
+            self._adapter_loaded(slot, message[1], message[2])
         elif kind == "done":
             batch, slot.batch = slot.batch or [], None
             for item, outcome in zip(batch, message[2], strict=True):
@@ -275,6 +339,19 @@ class WorkerPool:
                     else:
                         self.stats.new_tokens += outcome.new_tokens
         self._wake.set()
+
+    def _adapter_loaded(self, slot: _Slot, name: str, error: str | None) -> None:
+        waiting, done = self._loading.get(name, (set(), None))
+        if done is None or done.done():
+            return
+        if error is not None:
+            done.set_exception(
+                AdapterLoadError(f"worker on {slot.device} cannot load adapter {name}: {error}")
+            )
+            return
+        waiting.discard(slot.index)
+        if not waiting:
+            done.set_result(None)
 
     def _on_exit(self, slot: _Slot) -> None:
         assert self._wake is not None
@@ -355,7 +432,7 @@ class WorkerPool:
         self.stats.batch_sizes[len(batch)] = self.stats.batch_sizes.get(len(batch), 0) + 1
         # If the process is gone, its reader thread sees the exit and re-queues this batch.
         with contextlib.suppress(BrokenPipeError, OSError):
-            slot.conn.send((self.stats.batches, [item.request for item in batch]))
+            slot.conn.send(("batch", self.stats.batches, [item.request for item in batch]))
 
     async def _terminate(self) -> None:
         self._closing = True

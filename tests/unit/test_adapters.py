@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from consumer.dead_letters import DeadLetter
+from consumer.pool import AdapterLoadError, WorkerPool
 from plugins.generators import GenerationRequest
 from plugins.generators.hf import TransformersGenerator
 from tests.training import house_example, tiny_spec, trainer_settings
@@ -66,3 +72,39 @@ def test_an_adapter_not_loaded_is_refused_and_unloading_takes_effect(
         generator.generate([request(1, "shop-a")])
     [still] = generator.generate([request(1, "shop-b")])
     assert still.title == "Zeta Cup"
+
+
+def test_the_pool_loads_adapters_while_serving_and_a_restarted_process_keeps_them(
+    tiny_model_dir: Path, adapters: dict[str, Path], tmp_path: Path
+) -> None:
+    spec = tiny_spec(tiny_model_dir)
+    pool = WorkerPool(spec, ["cpu", "cpu"], max_batch=8, max_wait_s=0.01, capacity=32)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "adapter_config.json").write_text("{}")
+
+    async def body() -> tuple[list[Any], list[Any], list[Any]]:
+        await pool.start()
+        try:
+            # Base-model work keeps flowing while the adapter loads.
+            background = asyncio.ensure_future(pool.generate([request(i, None) for i in range(8)]))
+            await pool.load_adapter("shop-a", str(adapters["shop-a"]))
+            served = await pool.generate([request(i, "shop-a") for i in range(4)])
+            os.kill(pool._slots[0].process.pid or 0, signal.SIGKILL)
+            await pool.load_adapter("shop-b", str(adapters["shop-b"]))  # one process is down
+            after = await pool.generate(
+                [request(i, tenant) for i in range(4) for tenant in ("shop-a", "shop-b")]
+            )
+            with pytest.raises(AdapterLoadError, match="cannot load adapter bad"):
+                await pool.load_adapter("bad", str(broken))
+            refused = await pool.generate([request(1, "bad")])
+            await background
+            return served, after, refused
+        finally:
+            await pool.close()
+
+    served, after, [refused] = asyncio.run(body())
+    assert {r.title for r in served} == {"Acme Mug"}
+    assert [r.title for r in after] == ["Acme Mug", "Zeta Cup"] * 4
+    assert pool.stats.restarts == 1
+    assert isinstance(refused, DeadLetter) and "'bad' is not loaded" in refused.reason
