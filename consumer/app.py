@@ -11,6 +11,7 @@ from typing import Any
 import faust
 import mode
 
+from consumer.adapters import AdapterRouter
 from consumer.cache import CopyCache, Outcome, Resolved
 from consumer.dead_letters import DeadLetter
 from consumer.kafka import ssl_context
@@ -82,8 +83,10 @@ class Copywriter:
         pool: WorkerPool,
         cache: CopyCache | None,
         stats: FlowStats,
+        router: AdapterRouter | None = None,
     ) -> None:
         self.app = app
+        self.router = router
         self.settings = settings
         self.pipeline = pipeline
         self.pool = pool
@@ -103,7 +106,8 @@ class Copywriter:
         """The commit protocol for one batch of events, in order (BatchSource commits the
         batch's offsets when this returns):
 
-        1. decode and validate each event; an invalid one becomes a dead letter.
+        1. decode and validate each event; an invalid one becomes a dead letter. Each gets
+           the adapter that makes its tenant's copy now.
         2. skip each (event, channel) whose content is unchanged since its last suggestion.
         3. look the rest up in the cache; generate the misses in the worker pool, once per
            distinct key across all workers (single flight), and check that copy; the cache
@@ -126,7 +130,8 @@ class Copywriter:
             if isinstance(decoded, DeadLetter):
                 dead.append((event, decoded))
                 continue
-            for job in jobs_for(decoded):
+            route = self.router.route(decoded.tenant) if self.router else None
+            for job in jobs_for(decoded, route):
                 jobs.append(job)
                 owners.append(event)
 

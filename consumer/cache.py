@@ -140,13 +140,15 @@ class RedisGuard:
 
 def cache_key(prefix: str, job: Job, model: ModelInfo, variant: str) -> str:
     """variant: what else shapes the checked copy (decoding parameters, checks version and
-    settings)."""
+    settings). model is the generator's; the job's adapter is part of the key."""
+    model = job.model_info(model)
     parts = (
         _VALUE_FORMAT,
         job.content_hash,
         job.channel,
         model.base,
         model.revision,
+        model.adapter or "",
         model.adapter_version or "",
         model.prompt_version,
         variant,
@@ -222,7 +224,8 @@ class CopyCache:
         last = {key: _text(value) for key, value in zip(keys, seen, strict=True) if value}
         flags = []
         for key, job in zip(keys, jobs, strict=True):
-            identity = str(suggestion_id(job.event.tenant, job.content_hash, job.channel, model))
+            made_by = job.model_info(model)
+            identity = str(suggestion_id(job.event.tenant, job.content_hash, job.channel, made_by))
             flags.append(last.get(key) == identity)
             last[key] = identity
         self.stats.skips += sum(flags)

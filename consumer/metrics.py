@@ -20,6 +20,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from consumer.adapters import AdapterStats
 from consumer.cache import CacheStats
 from consumer.pool import PoolStats
 
@@ -41,8 +42,14 @@ class FlowStats:
 
 class StatsCollector(Collector):
     def __init__(
-        self, flow: FlowStats, pool: PoolStats, pool_capacity: int, cache: CacheStats | None
+        self,
+        flow: FlowStats,
+        pool: PoolStats,
+        pool_capacity: int,
+        cache: CacheStats | None,
+        adapters: AdapterStats | None = None,
     ) -> None:
+        self.adapters = adapters or AdapterStats()
         self.flow = flow
         self.pool = pool
         self.pool_capacity = pool_capacity
@@ -53,6 +60,14 @@ class StatsCollector(Collector):
         yield from self._pool()
         if self.cache is not None:
             yield from self._cache()
+        yield from _counters(
+            "copyflow_adapter_",
+            self.adapters,
+            (
+                ("switches", "Scopes switched to another adapter (or back to the base model)."),
+                ("refused", "Adapter releases not applied: incompatible, unloadable, malformed."),
+            ),
+        )
 
     def _flow(self) -> Iterator[Metric]:
         flow = self.flow

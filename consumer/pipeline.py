@@ -40,24 +40,47 @@ def suggestion_id(tenant: str, content_hash: str, channel: str, model: ModelInfo
     return uuid.uuid5(SUGGESTION_NAMESPACE, "\x1f".join(parts))
 
 
+GLOBAL_LABEL = "global"  # ModelInfo.adapter for the adapter every tenant shares
+
+
+@dataclass(frozen=True)
+class Route:
+    """A served LoRA adapter."""
+
+    name: str  # what the generator processes call it
+    tenant: str | None  # None: the global adapter
+    version: str
+
+
 @dataclass(frozen=True)
 class Job:
-    """One suggestion to make: an event and one of its target channels."""
+    """One suggestion to make: an event and one of its target channels, and the adapter that
+    makes the tenant's copy (None: the base model)."""
 
     event: ProductEvent
     channel: str
+    route: Route | None = None
 
     @property
     def request(self) -> GenerationRequest:
-        return GenerationRequest(product=self.event.data, channel=self.channel)
+        adapter = self.route.name if self.route else None
+        return GenerationRequest(product=self.event.data, channel=self.channel, adapter=adapter)
+
+    def model_info(self, base: ModelInfo) -> ModelInfo:
+        """The generator's model info, naming the adapter that makes this job's copy."""
+        if self.route is None:
+            return base
+        tenant = self.route.tenant
+        label = GLOBAL_LABEL if tenant is None else f"tenant:{tenant}"
+        return base.model_copy(update={"adapter": label, "adapter_version": self.route.version})
 
     @cached_property
     def content_hash(self) -> str:
         return self.event.data.content_hash()
 
 
-def jobs_for(event: ProductEvent) -> list[Job]:
-    return [Job(event, channel) for channel in dict.fromkeys(event.data.channels)]
+def jobs_for(event: ProductEvent, route: Route | None = None) -> list[Job]:
+    return [Job(event, channel, route) for channel in dict.fromkeys(event.data.channels)]
 
 
 def generate_splitting(
@@ -155,8 +178,10 @@ class Pipeline:
         latency_ms: float,
         cache_hit: bool = False,
     ) -> Suggestion:
-        """Step: the Suggestion for checked copy (generated copy is checked first)."""
+        """Step: the Suggestion for checked copy (generated copy is checked first). model is
+        the generator's; the suggestion names the job's adapter too."""
         reviewed = self.check(job, copy) if isinstance(copy, GenerationResult) else copy
+        model = job.model_info(model)
         product = job.event.data
         content_hash = job.content_hash
         return Suggestion(

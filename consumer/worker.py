@@ -8,6 +8,7 @@ import logging
 import faust
 import mode
 
+from consumer.adapters import AdapterRouter, AdapterStats, ControlListener
 from consumer.app import Copywriter, create_app
 from consumer.cache import CacheStats, CopyCache, RedisGuard, connect
 from consumer.kafka import ensure_topics
@@ -55,15 +56,21 @@ def run_worker(settings: Settings, pipeline: Pipeline, pool: WorkerPool) -> None
     if cache is not None and loop.run_until_complete(cache.guard.run(cache.client.ping)):
         log.info("cache: Redis answers")
     flow = FlowStats()
-    collector = StatsCollector(flow, pool.stats, pool.capacity, cache.stats if cache else None)
+    adapters = AdapterStats()
+    collector = StatsCollector(
+        flow, pool.stats, pool.capacity, cache.stats if cache else None, adapters
+    )
     try:
         serve_metrics(settings.metrics.host, settings.metrics.port, collector)
     except OSError as exc:
         raise setting_error(("metrics", "port"), f"cannot serve metrics: {exc}") from None
     loop.run_until_complete(pool.start())
     app = create_app(settings)
-    copywriter = Copywriter(app, settings, pipeline, pool, cache, flow)
-    # They stop in reverse: the source finishes its batch, then the pool, then the producer.
-    app.services += [PoolService(pool), copywriter.source]
+    router = AdapterRouter(pool, adapters)
+    control = ControlListener(settings.kafka, settings.topics.control, router)
+    copywriter = Copywriter(app, settings, pipeline, pool, cache, flow, router)
+    # They start in order (the adapters in use are loaded before the first product is read)
+    # and stop in reverse: the source finishes its batch, then the pool, then the producer.
+    app.services += [PoolService(pool), control, copywriter.source]
     worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True)
     worker.execute_from_commandline()

@@ -142,13 +142,19 @@ class Feedback(_Input):
 
 
 class AdapterReleased(_Output):
-    """Control event: a new LoRA adapter version is ready for the workers."""
+    """Control event: from now on this adapter version makes the scope's copy (a tenant's,
+    or every tenant's without its own). Published on release, promote and rollback."""
 
     type: Literal["adapter.released"] = "adapter.released"
     tenant: str | None = Field(default=None, description="None for the global adapter.")
-    adapter_version: str
+    adapter_version: str | None = Field(
+        description="None: the scope goes back to the base model (a rollback past its first "
+        "release)."
+    )
     base_model: str
-    location: str
+    base_revision: str = Field(description="Workers serving another revision ignore it.")
+    prompt_version: str = Field(description="Workers serving another prompt ignore it.")
+    location: str = Field(description="The adapter's folder in the registry.")
     metrics: dict[str, float] = Field(default_factory=dict)
     time: datetime = Field(default_factory=_now)
 

@@ -1,0 +1,160 @@
+"""Which LoRA adapter makes each tenant's copy, kept current from the control topic.
+
+A tenant's copy is made by its own adapter, else by the global one, else by the base model.
+Every worker reads the whole control topic (no consumer group): at start it replays it to learn
+the adapter each scope serves, then follows it. A switch loads the new adapter into every
+generator process before any request names it, and keeps the one it replaces loaded until the
+next switch, so requests already queued for it still finish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import mode
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from consumer.pipeline import Route
+from consumer.pool import AdapterLoadError, WorkerPool
+from consumer.source import aiokafka_config
+from schemas import AdapterReleased
+from schemas.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class IncompatibleAdapter(ValueError):
+    pass
+
+
+def adapter_name(tenant: str | None, version: str) -> str:
+    # peft keeps adapters in module dicts, whose keys cannot hold dots; tenants may.
+    digest = hashlib.sha256(f"{tenant or ''}\x1f{version}".encode()).hexdigest()[:16]
+    return f"adapter_{digest}"
+
+
+@dataclass
+class AdapterStats:
+    switches: int = 0
+    refused: int = 0  # releases not applied: incompatible, unloadable or malformed
+
+
+class AdapterRouter:
+    def __init__(self, pool: WorkerPool, stats: AdapterStats | None = None) -> None:
+        self.pool = pool
+        self.stats = stats or AdapterStats()
+        self._routes: dict[str | None, Route] = {}
+        self._replaced: dict[str | None, Route] = {}
+
+    def route(self, tenant: str) -> Route | None:
+        """The adapter for a tenant's requests: its own, else the global one, else None."""
+        return self._routes.get(tenant) or self._routes.get(None)
+
+    def serving(self) -> dict[str | None, str]:
+        return {tenant: route.version for tenant, route in self._routes.items()}
+
+    async def apply(self, event: AdapterReleased) -> None:
+        """Switch the event's scope to its adapter version. Raises IncompatibleAdapter or
+        AdapterLoadError, and then the scope keeps what it had."""
+        base = self.pool.model_info
+        wanted = (event.base_model, event.base_revision, event.prompt_version)
+        if wanted != (base.base, base.revision, base.prompt_version):
+            raise IncompatibleAdapter(
+                f"adapter {event.adapter_version} of {event.tenant or 'the global scope'} was "
+                f"trained for {wanted}, this worker serves "
+                f"{(base.base, base.revision, base.prompt_version)}"
+            )
+        current = self._routes.get(event.tenant)
+        route = None
+        if event.adapter_version is not None:
+            version = event.adapter_version
+            route = Route(adapter_name(event.tenant, version), event.tenant, version)
+            if current == route:
+                return
+            await self.pool.load_adapter(route.name, event.location)
+            self._routes[event.tenant] = route
+        elif current is None:
+            return
+        else:
+            del self._routes[event.tenant]
+        self.stats.switches += 1
+        log.info(
+            "%s now served by %s",
+            event.tenant or "every tenant without its own adapter",
+            f"adapter {event.adapter_version}" if route else "the base model",
+        )
+        # The adapter replaced before this one has had a whole switch to finish its requests.
+        retired = self._replaced.pop(event.tenant, None)
+        if retired is not None and retired not in self._routes.values():
+            self.pool.unload_adapter(retired.name)
+        if current is not None:
+            self._replaced[event.tenant] = current
+
+
+class ControlListener(mode.Service):
+    """Replays the control topic at start (before the worker consumes products), then
+    follows it."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str, router: AdapterRouter) -> None:
+        super().__init__()
+        self.kafka = kafka
+        self.topic = topic
+        self.router = router
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def on_start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            **aiokafka_config(self.kafka), group_id=None, enable_auto_commit=False
+        )
+        await consumer.start()
+        self._consumer = consumer
+        partitions = [
+            TopicPartition(self.topic, p) for p in consumer.partitions_for_topic(self.topic) or []
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        latest: dict[str | None, AdapterReleased] = {}
+        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    event = self._parse(record.value)
+                    if event is not None:
+                        latest[event.tenant] = event
+        for event in latest.values():
+            await self._apply(event)
+        log.info("adapters in use: %s", self.router.serving() or "none (the base model)")
+
+    @mode.Service.task
+    async def _follow(self) -> None:
+        assert self._consumer is not None
+        while not self.should_stop:
+            batch = await self._consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for record in records:
+                    event = self._parse(record.value)
+                    if event is not None:
+                        await self._apply(event)
+
+    def _parse(self, raw: bytes | None) -> AdapterReleased | None:
+        try:
+            return AdapterReleased.model_validate_json(raw or b"")
+        except ValidationError as exc:
+            self.router.stats.refused += 1
+            log.error("ignored a malformed control event: %s", str(exc).splitlines()[0])
+            return None
+
+    async def _apply(self, event: AdapterReleased) -> None:
+        try:
+            await self.router.apply(event)
+        except (IncompatibleAdapter, AdapterLoadError) as exc:
+            self.router.stats.refused += 1
+            log.error("adapter release not applied: %s", exc)
+
+    async def on_stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
