@@ -51,6 +51,7 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
         topics.products_dlq,
         topics.suggestions,
         topics.feedback,
+        topics.feedback_dlq,
         topics.control,
     ]
     try:

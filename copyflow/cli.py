@@ -129,6 +129,51 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     outcome = f"released {trained.release.version}" if trained.release else "not released"
     print(f"{outcome}: {trained.verdict.reason}; report: {trained.report_dir / 'report.md'}")
+    return _announce(settings, args.tenant) if trained.release else 0
+
+
+def _cmd_trainer(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import signal
+
+    from copyflow.wiring import build_pipeline, build_spec
+    from trainer.service import Trainer
+
+    async def run() -> None:
+        trainer = Trainer(settings, build_spec(settings), build_pipeline(settings).reviewer)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, trainer.stopping.set)
+        await trainer.run()
+
+    asyncio.run(run())
+    return 0
+
+
+def _announce(settings: Settings, tenant: str | None) -> int:
+    """Tell the workers what the scope serves now (they switch without a restart)."""
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+
+    from trainer.registry import Registry
+    from trainer.service import announce
+
+    event = Registry(settings.trainer.registry_dir).announcement(tenant)
+    if event is None:
+        print(f"copyflow: {tenant or 'global'}: nothing released to announce", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(announce(settings.kafka, settings.topics.control, event))
+    except (KafkaError, OSError) as exc:
+        print(
+            f"copyflow: the registry changed but the workers were not told: {exc}\n"
+            f"  once the broker ({settings.kafka.bootstrap}) answers, run: "
+            f"copyflow adapters announce{f' --tenant {tenant}' if tenant else ''}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"announced on {settings.topics.control}", file=sys.stderr)
     return 0
 
 
@@ -139,17 +184,18 @@ def _cmd_adapters(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.adapters_command == "list":
             print(registry.describe())
-        elif args.adapters_command == "promote":
+            return 0
+        if args.adapters_command == "promote":
             release = registry.promote(args.tenant, args.version)
             print(f"{args.tenant or 'global'}: serving {release.version}")
-        else:
+        elif args.adapters_command == "rollback":
             current = registry.rollback(args.tenant)
             serving = current.version if current else "the base model"
             print(f"{args.tenant or 'global'}: serving {serving}")
     except RegistryError as exc:
         print(f"copyflow adapters: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return _announce(settings, args.tenant)
 
 
 def _cmd_schemas_export(args: argparse.Namespace, settings: Settings) -> int:
@@ -226,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--examples", type=Path, help="JSONL of examples to store first (see README: Trainer)"
     )
 
+    command(
+        "trainer",
+        _cmd_trainer,
+        "ingest feedback and train each scope when due (stop with SIGTERM or Ctrl-C)",
+    )
+
     adapters = sub.add_parser("adapters", help="released LoRA adapters").add_subparsers(
         dest="adapters_command", required=True
     )
@@ -233,7 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     promote = command("promote", _cmd_adapters, "serve a released version", adapters)
     promote.add_argument("version")
     rollback = command("rollback", _cmd_adapters, "serve the previously promoted version", adapters)
-    for sub_parser in (promote, rollback):
+    announce = command(
+        "announce", _cmd_adapters, "tell the workers again what a scope serves", adapters
+    )
+    for sub_parser in (promote, rollback, announce):
         sub_parser.add_argument("--tenant", help="the tenant's adapter (default: the global one)")
 
     schemas = sub.add_parser("schemas", help="event contracts").add_subparsers(

@@ -100,6 +100,7 @@ class TopicSettings(_Section):
     products_dlq: str = "catalog.products.dlq"
     suggestions: str = "catalog.suggestions"
     feedback: str = "catalog.feedback"
+    feedback_dlq: str = "catalog.feedback.dlq"
     control: str = "copyflow.control"
     partitions: int = Field(default=4, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1)
@@ -175,6 +176,21 @@ class TrainerSettings(_Section):
         default="auto", description="auto: bfloat16 on a GPU, float32 on a CPU."
     )
     seed: int = 0
+    group_id: str = Field(
+        default="copyflow-trainer",
+        min_length=1,
+        description="Consumer group of `copyflow trainer` (reads suggestions and feedback).",
+    )
+    retrain_after: int = Field(
+        default=200,
+        ge=1,
+        description="`copyflow trainer`: train a scope after this many new examples.",
+    )
+    interval_s: float = Field(
+        default=86_400,
+        gt=0,
+        description="`copyflow trainer`: train a scope with any new example after this long.",
+    )
 
 
 class MetricsSettings(_Section):

@@ -131,6 +131,7 @@ def topic_env() -> dict[str, str]:
         "COPYFLOW_TOPICS__PRODUCTS_DLQ": f"products-dlq-{suffix}",
         "COPYFLOW_TOPICS__SUGGESTIONS": f"suggestions-{suffix}",
         "COPYFLOW_TOPICS__FEEDBACK": f"feedback-{suffix}",
+        "COPYFLOW_TOPICS__FEEDBACK_DLQ": f"feedback-dlq-{suffix}",
         "COPYFLOW_TOPICS__CONTROL": f"control-{suffix}",
         "COPYFLOW_TOPICS__PARTITIONS": "4",
         "COPYFLOW_CACHE__PREFIX": f"copyflow-test-{suffix}",

@@ -95,7 +95,9 @@ class ExampleStore:
         if not path.is_file():
             return []
         latest: dict[str, Example] = {}
-        for line in path.read_text().splitlines():
+        text = path.read_text()
+        # A line still being appended (no newline yet) is not read until it is complete.
+        for line in text[: text.rfind("\n") + 1].splitlines():
             if line.strip():
                 example = Example.model_validate(json.loads(line))
                 latest.pop(example.example_id, None)  # re-insert: order by last decision

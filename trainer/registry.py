@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from schemas import AdapterReleased
 from trainer.examples import GLOBAL, folder_name
 
 _WEIGHTS = ("adapter_model.safetensors", "adapter_config.json")
@@ -127,6 +128,24 @@ class Registry:
             raise RegistryError("nothing to roll back: no adapter has been promoted")
         self._write_history(tenant, history[:-1])
         return self.current(tenant)
+
+    def announcement(self, tenant: str | None) -> AdapterReleased | None:
+        """The control event that tells workers what the scope serves now (None: the scope
+        never had a release)."""
+        releases = self.releases(tenant)
+        current = self.current(tenant)
+        made = current or (releases[-1] if releases else None)
+        if made is None:
+            return None
+        return AdapterReleased(
+            tenant=tenant,
+            adapter_version=current.version if current else None,
+            base_model=made.base_model,
+            base_revision=made.base_revision,
+            prompt_version=made.prompt_version,
+            location=str(self.location(current).resolve()) if current else "",
+            metrics=current.metrics if current else {},
+        )
 
     def describe(self) -> str:
         """One line per release, `*` marking the version each scope serves."""

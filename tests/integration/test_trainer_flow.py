@@ -1,0 +1,162 @@
+"""Feedback in, a release out, and the running worker's next suggestions made with it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from copyflow.embedded import stop_process
+from schemas import AdapterReleased, Feedback, Suggestion
+from tests.harness import OutputReader, WorkerProcess, encoded, produce, product_event
+
+pytestmark = pytest.mark.integration
+
+ACME = {"title": "Acme Mug", "description": "A mug."}
+
+
+def mug(index: int, tenant: str, title: str | None = None) -> dict[str, object]:
+    title = title or f"item {index} mug"
+    return product_event(index, tenant, title=title, brand="Acme", category=[], attributes={})
+
+
+@pytest.fixture
+def trainer_env(worker_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """Settings that let the tiny random model learn a fixed house style in seconds."""
+    return {
+        **worker_env,
+        "COPYFLOW_TRAINER__STORE_DIR": str(tmp_path / "examples"),
+        "COPYFLOW_TRAINER__REGISTRY_DIR": str(tmp_path / "adapters"),
+        "COPYFLOW_TRAINER__GROUP_ID": f"{worker_env['COPYFLOW_KAFKA__GROUP_ID']}-trainer",
+        "COPYFLOW_TRAINER__RANK": "8",
+        "COPYFLOW_TRAINER__ALPHA": "16",
+        "COPYFLOW_TRAINER__TARGET_MODULES": '["q_proj","v_proj","up_proj","down_proj","lm_head"]',
+        "COPYFLOW_TRAINER__EPOCHS": "16",
+        "COPYFLOW_TRAINER__LEARNING_RATE": "0.02",
+        "COPYFLOW_TRAINER__BATCH_SIZE": "4",
+        "COPYFLOW_TRAINER__MIN_EXAMPLES": "10",
+        "COPYFLOW_TRAINER__RETRAIN_AFTER": "20",
+        "COPYFLOW_TRAINER__DEVICE": "cpu",
+    }
+
+
+@pytest.fixture
+def run_trainer(trainer_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], Path]]:
+    started: list[subprocess.Popen[bytes]] = []
+    log = tmp_path / "trainer.log"
+
+    def start() -> Path:
+        with log.open("wb") as out:
+            started.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "copyflow", "trainer"],
+                    env=trainer_env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        return log
+
+    yield start
+    for process in started:
+        stop_process(process, timeout_s=120)
+
+
+def read_all(
+    bootstrap: str, topic: str, timeout_s: float, until: Callable[[list[bytes]], bool], log: Path
+) -> list[bytes]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer.assign([TopicPartition(topic, p) for p in range(4)])
+    consumer.seek_to_beginning()
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not until(values):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out on {topic}: {values}\n{log.read_text()[-3000:]}")
+            for records in consumer.poll(timeout_ms=500).values():
+                values += [record.value for record in records]
+    finally:
+        consumer.close()
+    return values
+
+
+def test_feedback_trains_a_release_that_the_running_worker_switches_to(
+    start_worker: Callable[..., WorkerProcess],
+    trainer_env: dict[str, str],
+    topic_env: dict[str, str],
+    kafka_bootstrap: str,
+    run_trainer: Callable[[], Path],
+) -> None:
+    worker = start_worker()
+    reader = OutputReader(
+        kafka_bootstrap,
+        topic_env["COPYFLOW_TOPICS__SUGGESTIONS"],
+        topic_env["COPYFLOW_TOPICS__PRODUCTS_DLQ"],
+        4,
+    )
+    products = topic_env["COPYFLOW_TOPICS__PRODUCTS"]
+    produce(kafka_bootstrap, products, (encoded(mug(i, "shop-a")) for i in range(24)))
+    before = reader.wait_for(lambda o: len(o.suggestions) >= 24, 180, worker).suggestions
+    assert {s.model.adapter for s in before} == {None}
+
+    # The merchant edits every suggestion into its house style; two decisions are unusable.
+    decisions = [
+        json.dumps(
+            Feedback(
+                suggestion_id=s.suggestion_id,
+                product_id=s.product_id,
+                tenant=s.tenant,
+                action="edited",
+                final_title=ACME["title"],
+                final_description=ACME["description"],
+            ).model_dump(mode="json")
+        ).encode()
+        for s in before
+    ]
+    intruder = json.loads(decisions[0]) | {"tenant": "shop-b"}
+    decisions += [b"{not json", json.dumps(intruder).encode()]
+    feedback = topic_env["COPYFLOW_TOPICS__FEEDBACK"]
+    produce(kafka_bootstrap, feedback, ((None, value) for value in decisions))
+
+    log = run_trainer()
+    [release] = [
+        AdapterReleased.model_validate_json(value)
+        for value in read_all(
+            kafka_bootstrap, topic_env["COPYFLOW_TOPICS__CONTROL"], 600, lambda v: bool(v), log
+        )
+    ]
+    assert (release.tenant, release.adapter_version) == ("shop-a", "v0001")
+    dead = read_all(
+        kafka_bootstrap,
+        topic_env["COPYFLOW_TOPICS__FEEDBACK_DLQ"],
+        30,
+        lambda v: len(v) >= 2,
+        log,
+    )
+    assert sorted(dead) == sorted(decisions[-2:])
+
+    # The worker that never stopped makes shop-a's next copy with the new adapter.
+    deadline = time.monotonic() + 60
+    while "now served by adapter v0001" not in worker.log.read_text():
+        assert time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.5)
+    # New products (never cached) whose text the tiny model saw in training: it learns the
+    # style of what it saw, not yet how to generalize it.
+    again = [mug(100, "shop-a", "item 3 mug"), mug(101, "shop-b", "item 3 mug")]
+    produce(kafka_bootstrap, products, [encoded(event) for event in again])
+    outputs = reader.wait_for(lambda o: {"p-100", "p-101"} <= o.product_ids(), 120, worker)
+    made: dict[str, Suggestion] = {s.product_id: s for s in outputs.suggestions}
+    assert made["p-100"].model.adapter == "tenant:shop-a"
+    assert made["p-100"].model.adapter_version == "v0001"
+    copy = (made["p-100"].title, made["p-100"].description)
+    assert copy == (ACME["title"], ACME["description"]), made["p-100"].model_dump_json()
+    assert made["p-101"].model.adapter is None  # another tenant never gets shop-a's adapter
+    assert worker.process.poll() is None
+    reader.close()

@@ -1,0 +1,203 @@
+"""`copyflow trainer`: ingest feedback continuously; train a scope when it is due; announce
+releases on the control topic.
+
+A scope (a tenant, or the global adapter) is due once it has trainer.min_examples accepted or
+edited examples and either trainer.retrain_after new ones since its last training, or any new
+one and trainer.interval_s since then. One training runs at a time, in a thread, while feedback
+keeps being ingested; when it is asked to stop, the trainer finishes the training in hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from consumer.source import aiokafka_config, next_offsets
+from plugins.generators.hf import TransformersSpec
+from plugins.validators import CopyReviewer
+from schemas import AdapterReleased, Settings
+from schemas.settings import KafkaSettings, TrainerSettings
+from trainer.examples import GLOBAL, ExampleStore
+from trainer.feedback import FeedbackIngestor, Ingested, SuggestionIndex
+from trainer.registry import Registry
+from trainer.run import Trained, train_once
+
+log = logging.getLogger(__name__)
+
+
+class Schedule:
+    """When each scope is due. What each scope was last trained on is kept in
+    <store>/schedule.json, so a restarted trainer does not train again on the same data."""
+
+    def __init__(
+        self, settings: TrainerSettings, store: ExampleStore, clock: Callable[[], float]
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.path = store.root / "schedule.json"
+
+    def _state(self) -> dict[str, dict[str, float]]:
+        return json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def due(self) -> list[str | None]:
+        state = self._state()
+        now = self.clock()
+        found: list[str | None] = []
+        for name in self.store.tenants():
+            count = sum(e.trainable for e in self.store.load(name))
+            last = state.get(name, {"examples": 0, "at": 0.0})
+            new = count - last["examples"]
+            if count < self.settings.min_examples or new <= 0:
+                continue
+            if new >= self.settings.retrain_after or now - last["at"] >= self.settings.interval_s:
+                found.append(None if name == GLOBAL else name)
+        return found
+
+    def trained(self, tenant: str | None) -> None:
+        name = tenant or GLOBAL
+        count = sum(e.trainable for e in self.store.load(name))
+        state = self._state()
+        state[name] = {"examples": count, "at": self.clock()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state, indent=1))
+        temporary.replace(self.path)
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, event: AdapterReleased) -> None:
+    """Publish a control event, keyed by scope so that each scope's events stay in order."""
+    await producer.send_and_wait(
+        topic, event.model_dump_json().encode(), (event.tenant or "").encode()
+    )
+
+
+async def announce(kafka: KafkaSettings, topic: str, event: AdapterReleased) -> None:
+    producer = AIOKafkaProducer(**aiokafka_config(kafka), acks="all")
+    await producer.start()
+    try:
+        await publish(producer, topic, event)
+    finally:
+        await producer.stop()
+
+
+TrainFn = Callable[[str | None], Trained]
+
+
+class Trainer:
+    def __init__(
+        self,
+        settings: Settings,
+        spec: TransformersSpec,
+        reviewer: CopyReviewer,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        trainer = settings.trainer
+        self.store = ExampleStore(trainer.store_dir)
+        self.index = SuggestionIndex(Path(trainer.store_dir).expanduser() / "suggestions.sqlite")
+        self.ingestor = FeedbackIngestor(settings.topics, self.store, self.index)
+        self.schedule = Schedule(trainer, self.store, clock)
+        self.registry = Registry(trainer.registry_dir)
+        self.train: TrainFn = lambda tenant: train_once(
+            spec, trainer, tenant, reviewer, show_progress=False
+        )
+        self.stopping = asyncio.Event()
+        self.releases = 0
+
+    async def run(self) -> None:
+        kafka, topics = self.settings.kafka, self.settings.topics
+        consumer = AIOKafkaConsumer(
+            topics.suggestions,
+            topics.feedback,
+            **aiokafka_config(kafka),
+            group_id=self.settings.trainer.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        producer = AIOKafkaProducer(**aiokafka_config(kafka), acks="all")
+        await consumer.start()
+        await producer.start()
+        training: asyncio.Task[Trained] | None = None
+        scope: str | None = None
+        check_at = 0.0  # reading every scope's examples costs: only after news, or now and then
+        try:
+            while not self.stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+                records = [record for part in batch.values() for record in part]
+                if records:
+                    ingested = await self._ingest(records, producer)
+                    await consumer.commit(next_offsets(records))
+                    if ingested.examples:
+                        check_at = 0.0
+                if training is not None and training.done():
+                    await self._finished(scope, training, producer)
+                    training = None
+                    check_at = 0.0
+                if training is None and time.monotonic() >= check_at:
+                    check_at = time.monotonic() + 30
+                    due = self.schedule.due()
+                    if due:
+                        scope = due[0]
+                        log.info("training %s", scope or "the global adapter")
+                        training = asyncio.ensure_future(asyncio.to_thread(self.train, scope))
+            if training is not None:
+                log.info("stopping once the training of %s has finished", scope or "global")
+                await asyncio.wait([training])
+                await self._finished(scope, training, producer)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            self.index.close()
+
+    async def _ingest(self, records: list[Any], producer: AIOKafkaProducer) -> Ingested:
+        """Store the batch's examples, then dead-letter unusable feedback; the caller commits
+        the batch only after both."""
+        result = self.ingestor.ingest(records)
+        deliveries: list[Awaitable[Any]] = []
+        for record, letter in result.dead:
+            log.warning("feedback dead letter: %s: %s", letter.kind, letter.reason[:200])
+            headers = letter.headers(record.topic, record.partition, record.offset)
+            deliveries.append(
+                await producer.send(
+                    self.settings.topics.feedback_dlq, record.value, record.key, headers=headers
+                )
+            )
+        await asyncio.gather(*deliveries)
+        if result.decisions or result.examples:
+            log.info(
+                "feedback: %d decisions, %d new examples %s, %d waiting for their suggestion",
+                result.decisions,
+                sum(result.examples.values()),
+                dict(result.examples),
+                self.index.parked(),
+            )
+        return result
+
+    async def _finished(
+        self, scope: str | None, training: asyncio.Task[Trained], producer: AIOKafkaProducer
+    ) -> None:
+        self.schedule.trained(scope)
+        try:
+            trained = training.result()
+        except Exception:
+            log.exception("training %s failed", scope or "the global adapter")
+            return
+        log.info(
+            "%s: %s (report %s)",
+            scope or "global adapter",
+            trained.verdict.reason,
+            trained.report_dir / "report.md",
+        )
+        event = self.registry.announcement(scope) if trained.release else None
+        if event is not None:
+            await publish(producer, self.settings.topics.control, event)
+            self.releases += 1
+            log.info("announced %s %s", scope or "global", event.adapter_version)
