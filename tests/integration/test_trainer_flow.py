@@ -143,10 +143,7 @@ def test_feedback_trains_a_release_that_the_running_worker_switches_to(
     assert sorted(dead) == sorted(decisions[-2:])
 
     # The worker that never stopped makes shop-a's next copy with the new adapter.
-    deadline = time.monotonic() + 60
-    while "now served by adapter v0001" not in worker.log.read_text():
-        assert time.monotonic() < deadline, worker.log_tail()
-        time.sleep(0.5)
+    wait_for_log(worker, "shop-a now served by adapter v0001")
     # New products (never cached) whose text the tiny model saw in training: it learns the
     # style of what it saw, not yet how to generalize it.
     again = [mug(100, "shop-a", "item 3 mug"), mug(101, "shop-b", "item 3 mug")]
@@ -159,4 +156,32 @@ def test_feedback_trains_a_release_that_the_running_worker_switches_to(
     assert copy == (ACME["title"], ACME["description"]), made["p-100"].model_dump_json()
     assert made["p-101"].model.adapter is None  # another tenant never gets shop-a's adapter
     assert worker.process.poll() is None
+
+    # A worker starting now learns what serves from the control topic before it reads.
+    other = start_worker(COPYFLOW_KAFKA__GROUP_ID=f"{topic_env['COPYFLOW_KAFKA__GROUP_ID']}-2")
+    wait_for_log(other, "adapters in use: {'shop-a': 'v0001'}")
+
+    # A rollback goes back to the base model, in the running worker too.
+    rollback = subprocess.run(
+        [sys.executable, "-m", "copyflow", "adapters", "rollback", "--tenant", "shop-a"],
+        env=trainer_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rollback.returncode == 0, rollback.stderr
+    assert "shop-a: serving the base model" in rollback.stdout
+    wait_for_log(worker, "shop-a now served by the base model")
+    produce(kafka_bootstrap, products, [encoded(mug(102, "shop-a", "item 3 mug"))])
+    outputs = reader.wait_for(lambda o: "p-102" in o.product_ids(), 120, worker)
+    [after] = [s for s in outputs.suggestions if s.product_id == "p-102"]
+    assert after.model.adapter is None
     reader.close()
+
+
+def wait_for_log(worker: WorkerProcess, line: str, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while line not in worker.log.read_text(errors="replace"):
+        assert worker.process.poll() is None, worker.log_tail()
+        assert time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.5)
