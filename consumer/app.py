@@ -6,7 +6,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import faust
 import mode
@@ -18,7 +19,7 @@ from consumer.kafka import ssl_context
 from consumer.metrics import FlowStats
 from consumer.pipeline import Job, Pipeline, jobs_for
 from consumer.pool import WorkerPool
-from consumer.source import BatchSource, Record, Records
+from consumer.source import Record, Records
 from schemas import Settings, Suggestion
 
 log = logging.getLogger(__name__)
@@ -71,38 +72,76 @@ def create_app(settings: Settings) -> CopyflowApp:
     return CopyflowApp(settings.kafka.group_id, **app_options(settings))
 
 
+class Sink(Protocol):
+    """Where suggestions and dead letters go: send() returns once the record is queued, with
+    an awaitable that completes when the broker has acknowledged it."""
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> Awaitable[Any]: ...
+
+
+class FaustSink:
+    """The worker's: faust's producer, straight (faust's Topic.send costs more per message
+    than the rest of a cache hit, and a suggestion needs none of its extras)."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> Awaitable[Any]:
+        result: Awaitable[Any] = await self.app.producer.send(
+            topic, key, value, None, None, headers
+        )
+        return result
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run differs from live processing (replays and backfills set these)."""
+
+    force: bool = False  # bypass the cache lookup and the unchanged-content skip
+    tenant: str | None = None  # only this tenant's events; the others are counted, not processed
+    headers: tuple[tuple[str, bytes], ...] = ()  # added to every suggestion
+
+
+@dataclass
+class BatchReport:
+    events: int = 0
+    generated: int = 0
+    cache_hits: int = 0
+    skipped: int = 0  # unchanged content
+    other_tenants: int = 0
+    dead_letters: int = 0
+    suggestion_ids: list[str] = field(default_factory=list)
+
+
 class Copywriter:
-    """Owns the commit protocol: a record's offset is committed only after its outputs are
-    durable."""
+    """Owns the processing protocol for a batch of product events; its caller commits the
+    batch only after process() returned, when every output is durable."""
 
     def __init__(
         self,
-        app: faust.App,
         settings: Settings,
         pipeline: Pipeline,
         pool: WorkerPool,
         cache: CopyCache | None,
         stats: FlowStats,
+        sink: Sink,
         router: AdapterRouter | None = None,
+        options: RunOptions = RunOptions(),
     ) -> None:
-        self.app = app
         self.router = router
         self.settings = settings
         self.pipeline = pipeline
         self.pool = pool
         self.cache = cache
         self.stats = stats
-        worker = settings.worker
-        self.source = BatchSource(
-            settings.kafka,
-            settings.topics.products,
-            self.process,
-            take=worker.take_batch,
-            take_within_s=worker.take_within_s,
-            on_crash=app.crash,
-        )
+        self.sink = sink
+        self.options = options
 
-    async def process(self, events: Records) -> None:
+    async def process(self, events: Records) -> BatchReport:
         """The commit protocol for one batch of events, in order (BatchSource commits the
         batch's offsets when this returns):
 
@@ -121,6 +160,8 @@ class Copywriter:
            this step replays the batch (at-least-once; suggestion ids are deterministic).
         """
         await self.pool.ready()
+        report = BatchReport(events=len(events))
+        options = self.options
         # 1. decode and validate
         jobs: list[Job] = []
         owners: list[Record] = []
@@ -130,15 +171,19 @@ class Copywriter:
             if isinstance(decoded, DeadLetter):
                 dead.append((event, decoded))
                 continue
+            if options.tenant is not None and decoded.tenant != options.tenant:
+                report.other_tenants += 1
+                continue
             route = self.router.route(decoded.tenant) if self.router else None
             for job in jobs_for(decoded, route):
                 jobs.append(job)
                 owners.append(event)
 
         # 2. skip unchanged content
-        if self.cache is not None:
+        if self.cache is not None and not options.force:
             unchanged = await self.cache.unchanged(jobs, self.pool.model_info)
             kept = [i for i, same in enumerate(unchanged) if not same]
+            report.skipped = len(jobs) - len(kept)
             jobs, owners = [jobs[i] for i in kept], [owners[i] for i in kept]
 
         # 3. cache, then generate and check
@@ -178,6 +223,11 @@ class Copywriter:
 
         # 8. count
         self._count(events, published, dead)
+        report.cache_hits = sum(s.cache_hit for s in published)
+        report.generated = len(published) - report.cache_hits
+        report.dead_letters = len(dead)
+        report.suggestion_ids = [str(s.suggestion_id) for s in published]
+        return report
 
     async def _generate(self, jobs: Sequence[Job]) -> list[Outcome]:
         results = await self.pool.generate([job.request for job in jobs])
@@ -186,7 +236,9 @@ class Copywriter:
     async def _resolve(self, jobs: Sequence[Job]) -> list[Resolved]:
         if self.cache is None:
             return [Resolved(outcome, cache_hit=False) for outcome in await self._generate(jobs)]
-        return await self.cache.resolve(jobs, self.pool.model_info, self._generate)
+        return await self.cache.resolve(
+            jobs, self.pool.model_info, self._generate, force=self.options.force
+        )
 
     def _count(
         self,
@@ -208,17 +260,15 @@ class Copywriter:
         )
 
     async def _publish(self, suggestion: Suggestion) -> Awaitable[Any]:
-        # Straight to the producer: faust's Topic.send costs more per message than the rest
-        # of a cache hit, and a suggestion needs none of its extras (codecs, callbacks).
-        result: Awaitable[Any] = await self.app.producer.send(
+        return await self.sink.send(
             self.settings.topics.suggestions,
             suggestion.product_id.encode(),
             self.pipeline.adapter.encode(suggestion),
-            None,
-            None,
-            [("copyflow.suggestion_id", str(suggestion.suggestion_id).encode())],
+            [
+                ("copyflow.suggestion_id", str(suggestion.suggestion_id).encode()),
+                *self.options.headers,
+            ],
         )
-        return result
 
     async def _dead_letter(self, message: Record, letter: DeadLetter) -> Awaitable[Any]:
         log.warning(
@@ -229,12 +279,9 @@ class Copywriter:
             letter.kind,
             letter.reason[:200],
         )
-        result: Awaitable[Any] = await self.app.producer.send(
+        return await self.sink.send(
             self.settings.topics.products_dlq,
             message.key,
             message.value,
-            None,
-            None,
             letter.headers(message.topic, message.partition, message.offset),
         )
-        return result

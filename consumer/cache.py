@@ -246,10 +246,11 @@ class CopyCache:
     # -- cache and single flight --------------------------------------------------------------
 
     async def resolve(
-        self, jobs: Sequence[Job], model: ModelInfo, generate: GenerateFn
+        self, jobs: Sequence[Job], model: ModelInfo, generate: GenerateFn, force: bool = False
     ) -> list[Resolved]:
         """One outcome per job, in order: from the cache, from another worker's generation,
-        or generated here (once per distinct key)."""
+        or generated here (once per distinct key). force: nothing is read from the cache;
+        what is generated replaces what it held."""
         if not jobs:
             return []
         keys = [cache_key(self.settings.prefix, job, model, self.variant) for job in jobs]
@@ -258,6 +259,8 @@ class CopyCache:
             first.setdefault(key, job)
         unique = list(first)
         found = await self._get(unique) if self.settings.enabled else None
+        if force and found is not None:
+            found = {}
         if found is None:
             self.stats.bypasses += len(jobs) if self.settings.enabled else 0
             outcomes = await generate(jobs)

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Records: TypeAlias = Sequence[Record]
-Handler: TypeAlias = Callable[[Records], Awaitable[None]]
+Handler: TypeAlias = Callable[[Records], Awaitable[object]]
 
 
 def aiokafka_config(kafka: KafkaSettings) -> dict[str, Any]:

@@ -9,12 +9,13 @@ import faust
 import mode
 
 from consumer.adapters import AdapterRouter, AdapterStats, ControlListener
-from consumer.app import Copywriter, create_app
+from consumer.app import Copywriter, FaustSink, create_app
 from consumer.cache import CacheStats, CopyCache, RedisGuard, connect
 from consumer.kafka import ensure_topics
 from consumer.metrics import FlowStats, StatsCollector, serve_metrics
 from consumer.pipeline import Pipeline
 from consumer.pool import WorkerPool
+from consumer.source import BatchSource
 from plugins.validators import CopyReviewer
 from schemas import Settings
 from schemas.settings import setting_error
@@ -68,9 +69,17 @@ def run_worker(settings: Settings, pipeline: Pipeline, pool: WorkerPool) -> None
     app = create_app(settings)
     router = AdapterRouter(pool, adapters)
     control = ControlListener(settings.kafka, settings.topics.control, router)
-    copywriter = Copywriter(app, settings, pipeline, pool, cache, flow, router)
+    copywriter = Copywriter(settings, pipeline, pool, cache, flow, FaustSink(app), router)
+    source = BatchSource(
+        settings.kafka,
+        settings.topics.products,
+        copywriter.process,
+        take=settings.worker.take_batch,
+        take_within_s=settings.worker.take_within_s,
+        on_crash=app.crash,
+    )
     # They start in order (the adapters in use are loaded before the first product is read)
     # and stop in reverse: the source finishes its batch, then the pool, then the producer.
-    app.services += [PoolService(pool), control, copywriter.source]
+    app.services += [PoolService(pool), control, source]
     worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True)
     worker.execute_from_commandline()

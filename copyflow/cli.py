@@ -198,6 +198,72 @@ def _cmd_adapters(args: argparse.Namespace, settings: Settings) -> int:
     return _announce(settings, args.tenant)
 
 
+def _rate(text: str) -> float:
+    try:
+        rate = float(text.removesuffix("/s"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a rate is events per second, as 50 or 50/s")
+    if rate <= 0:
+        raise argparse.ArgumentTypeError("a rate must be above 0")
+    return rate
+
+
+def _finished(summary: Any, extra: str = "") -> int:
+    print(summary.line() + extra)
+    if summary.interrupted:
+        print("stopped before the end: run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from consumer.replay import Bound, ReplayError
+    from copyflow.operations import Request, replay
+
+    try:
+        start = Bound.parse(args.start)
+        stop = Bound.parse(args.stop) if args.stop else None
+        summary = asyncio.run(
+            replay(
+                settings,
+                args.topic or settings.topics.products,
+                start,
+                stop,
+                Request(args.rate, args.force, args.tenant),
+                dry_run=args.dry_run,
+                restart=args.restart,
+            )
+        )
+    except ReplayError as exc:
+        print(f"copyflow replay: {exc}", file=sys.stderr)
+        return 2
+    return 0 if summary is None else _finished(summary)
+
+
+def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from copyflow.evaluation.data import DataError
+    from copyflow.operations import Request, backfill
+
+    if not args.file.is_file():
+        print(f"copyflow backfill: {args.file}: no such file", file=sys.stderr)
+        return 2
+    try:
+        summary, bad = asyncio.run(
+            backfill(
+                settings, args.file, args.tenant, Request(args.rate, args.force, None), args.restart
+            )
+        )
+    except DataError as exc:
+        print(f"copyflow backfill: {exc}", file=sys.stderr)
+        return 2
+    code = _finished(summary, f", bad lines {len(bad)}")
+    return code or (1 if bad else 0)
+
+
 def _cmd_schemas_export(args: argparse.Namespace, settings: Settings) -> int:
     from schemas.export import export_json_schemas
 
@@ -276,6 +342,35 @@ def build_parser() -> argparse.ArgumentParser:
         "trainer",
         _cmd_trainer,
         "ingest feedback and train each scope when due (stop with SIGTERM or Ctrl-C)",
+    )
+
+    replay = command(
+        "replay",
+        _cmd_replay,
+        "process a window of a topic again, in a consumer group of its own",
+    )
+    replay.add_argument("--topic", help="default: topics.products")
+    replay.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        help="a time (2026-11-01T10:00:00Z) or offsets (0=120,1=98)",
+    )
+    replay.add_argument("--to", dest="stop", help="a time or offsets, not included (default: now)")
+    backfill = command(
+        "backfill", _cmd_backfill, "make suggestions for a catalog dump (.jsonl or .csv)"
+    )
+    backfill.add_argument("--file", type=Path, required=True)
+    backfill.add_argument("--tenant", default="default", help="for lines that are not events")
+    for run in (replay, backfill):
+        run.add_argument("--rate", type=_rate, help="at most this many events per second")
+        run.add_argument(
+            "--force", action="store_true", help="bypass the cache and the unchanged skip"
+        )
+        run.add_argument("--restart", action="store_true", help="start over instead of resuming")
+    replay.add_argument("--tenant", help="only this tenant's events")
+    replay.add_argument(
+        "--dry-run", action="store_true", help="only count events per partition and tenant"
     )
 
     adapters = sub.add_parser("adapters", help="released LoRA adapters").add_subparsers(

@@ -73,7 +73,8 @@ def _ours(row: dict[str, object]) -> Item:
     return Item(product, key_attributes=keys)
 
 
-def _item(row: dict[str, object]) -> Item:
+def item_from_row(row: dict[str, object]) -> Item:
+    """An Item from a row of any known format (KeyError, ValueError when it is not one)."""
     if "master_category" in row:
         return _fashion(row)  # type: ignore[arg-type]
     if row.get("source") == "myntra_products_catalog" or "price_inr" in row:
@@ -92,7 +93,7 @@ def load_items(path: Path, limit: int | None = None) -> Iterator[Item]:
                 row = json.loads(line)
                 if not isinstance(row, dict):
                     raise ValueError("not a JSON object")
-                yield _item(row)
+                yield item_from_row(row)
             except (ValueError, KeyError, ValidationError) as exc:
                 raise DataError(f"{path}:{number}: {type(exc).__name__}: {exc}") from None
             count += 1
