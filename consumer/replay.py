@@ -14,7 +14,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumer.runs import Checkpoint
-from consumer.source import Records, aiokafka_config, next_offsets
+from consumer.source import Record, Records, aiokafka_config, next_offsets
 from schemas.settings import KafkaSettings
 
 
@@ -99,13 +99,17 @@ class TopicWindow:
         if not partitions:
             raise ReplayError(f"topic {self.topic!r} does not exist")
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self.consumer.assign(tps)
         first = await self.consumer.beginning_offsets(tps)
-        last = await self.consumer.end_offsets(tps)
+        last = {
+            tp: await self._end(tp, first[tp], listed)
+            for tp, listed in (await self.consumer.end_offsets(tps)).items()
+        }
         begin = await self._offsets(start, tps, first, last)
         end = (
             await self._offsets(stop, tps, last, last)
             if stop
-            else dict((tp.partition, last[tp]) for tp in tps)
+            else {tp.partition: last[tp] for tp in tps}
         )
         if resume:
             for tp in tps:
@@ -113,6 +117,21 @@ class TopicWindow:
                 if committed is not None:
                     begin[tp.partition] = max(begin[tp.partition], committed)
         return Window(begin, end)
+
+    async def _record_at(self, tp: TopicPartition, offset: int) -> Record | None:
+        """The first record at or after offset (None past the end)."""
+        self.consumer.seek(tp, offset)
+        fetched = await self.consumer.getmany(tp, timeout_ms=2000, max_records=1)
+        records = fetched.get(tp, [])
+        return records[0] if records else None
+
+    async def _end(self, tp: TopicPartition, begin: int, listed: int) -> int:
+        """The partition's end offset. Some brokers (the bundled tansu) list the end as the
+        last batch's base offset + 1; the high watermark of a fetch is right everywhere."""
+        if listed <= begin:
+            return listed
+        await self._record_at(tp, listed - 1)
+        return max(listed, self.consumer.highwater(tp) or listed)
 
     async def _offsets(
         self,
@@ -129,9 +148,42 @@ class TopicWindow:
             return {tp.partition: given.get(tp.partition, default[tp]) for tp in tps}
         assert bound.time is not None
         millis = int(bound.time.timestamp() * 1000)
-        found = await self.consumer.offsets_for_times({tp: millis for tp in tps})
-        # No record at or after the time: the window starts (or stops) at the end.
-        return {tp.partition: found[tp].offset if found.get(tp) else last[tp] for tp in tps}
+        listed = await self.consumer.offsets_for_times({tp: millis for tp in tps})
+        found = {}
+        for tp in tps:
+            answer = listed.get(tp)
+            offset = answer.offset if answer is not None else last[tp]
+            if not await self._first_at(tp, offset, millis, last[tp]):
+                offset = await self._search(tp, millis, last[tp])
+            found[tp.partition] = offset
+        return found
+
+    async def _first_at(self, tp: TopicPartition, offset: int, millis: int, end: int) -> bool:
+        """Is offset the first record at or after the time? (Checks the broker's answer: some
+        brokers index the append time instead of the record's own.)"""
+        if offset < end:
+            record = await self._record_at(tp, offset)
+            if record is None or record.timestamp < millis:
+                return False
+        if offset > 0:
+            before = await self._record_at(tp, offset - 1)
+            if before is not None and before.offset < offset and before.timestamp >= millis:
+                return False
+        return True
+
+    async def _search(self, tp: TopicPartition, millis: int, end: int) -> int:
+        """Binary search on record timestamps for the first record at or after the time."""
+        low, high = 0, end
+        while low < high:
+            middle = (low + high) // 2
+            record = await self._record_at(tp, middle)
+            if record is None or record.offset >= high:
+                high = middle
+            elif record.timestamp < millis:
+                low = record.offset + 1
+            else:
+                high = middle
+        return low
 
     async def batches(
         self, window: Window, commit: bool

@@ -202,7 +202,9 @@ def _rate(text: str) -> float:
     try:
         rate = float(text.removesuffix("/s"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: a rate is events per second, as 50 or 50/s")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a rate is events per second, as 50 or 50/s"
+        ) from None
     if rate <= 0:
         raise argparse.ArgumentTypeError("a rate must be above 0")
     return rate

@@ -113,6 +113,8 @@ async def replay(
         print(
             f"{name}: {window.size()} events to process (consumer group {group})", file=sys.stderr
         )
+        if not window.size():
+            return Summary()
         return await _process(
             settings, name, request, reader.batches(window, commit=True), window.size()
         )
@@ -172,6 +174,8 @@ async def backfill(
         if done:
             print(f"{name}: resuming after line {done} of {len(lines)}", file=sys.stderr)
     todo = sum(1 for line in lines[done:] if line.event is not None)
+    if not todo:
+        return Summary(), bad
     batches = _file_batches(lines, done, settings.worker.take_batch, state, f"file:{path.name}")
     request = Request(request.rate, request.force, None, request.show_progress)
     summary = await _process(settings, name, request, batches, todo)
