@@ -414,6 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokerUnavailable as exc:
         print(f"copyflow: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("copyflow: interrupted", file=sys.stderr)
+        return 130
     except PoolError as exc:
         print(
             f"copyflow: the generator processes could not start: {exc}\n"

@@ -77,13 +77,13 @@ async def _process(
             batches, copywriter, Pacer(request.rate), stop, total, name, request.show_progress
         )
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
         await producer.stop()
         await control.stop()
         await pool.close()
         if cache is not None:
             await cache.client.aclose()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a signal while stopping: ignored
+            loop.remove_signal_handler(signum)
 
 
 async def replay(

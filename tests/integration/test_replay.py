@@ -48,15 +48,22 @@ class RunOutputs:
         self.by_run: dict[str, list[Suggestion]] = {}
 
     def read(self, settle_s: float = 2.0) -> dict[str, list[Suggestion]]:
+        """Everything so far: reads until nothing new came for settle_s."""
         quiet_until = time.monotonic() + settle_s
         while time.monotonic() < quiet_until:
-            for records in self.consumer.poll(timeout_ms=300).values():
+            if self.poll():
                 quiet_until = time.monotonic() + settle_s
-                for record in records:
-                    run = dict(record.headers).get("copyflow.run", b"live").decode()
-                    suggestion = Suggestion.model_validate_json(record.value)
-                    self.by_run.setdefault(run, []).append(suggestion)
         return self.by_run
+
+    def poll(self) -> int:
+        count = 0
+        for records in self.consumer.poll(timeout_ms=300).values():
+            for record in records:
+                run = dict(record.headers).get("copyflow.run", b"live").decode()
+                suggestion = Suggestion.model_validate_json(record.value)
+                self.by_run.setdefault(run, []).append(suggestion)
+                count += 1
+        return count
 
 
 def copyflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -165,13 +172,14 @@ def test_an_interrupted_replay_resumes_and_processes_each_event_once(
     with log.open("w") as out:
         process = subprocess.Popen(command, env=worker_env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
-    while sum(len(s) for s in outputs.read(0.5).values()) < 400:
+    while sum(len(s) for s in outputs.by_run.values()) < 300:
         assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        outputs.poll()
     process.send_signal(signal.SIGINT)
     assert process.wait(120) == 130, log.read_text()[-3000:]
     stopped = [line for line in log.read_text().splitlines() if line.startswith("read ")][-1]
     first_read = int(stopped.split(",")[0].split()[1])
-    assert 400 <= first_read < 1000
+    assert 300 <= first_read < 1000
 
     resumed = copyflow(worker_env, *command[3:])
     assert resumed.returncode == 0, resumed.stderr
@@ -188,7 +196,7 @@ def test_live_processing_continues_during_a_replay(
     start_worker: Callable[..., WorkerProcess],
     tmp_path: Path,
 ) -> None:
-    command = ["replay", "--from", at(0), "--to", at(1000), "--rate", "100"]
+    command = ["replay", "--from", at(0), "--to", at(1000), "--rate", "10"]
     log = tmp_path / "replay.log"
     with log.open("w") as out:
         replaying = subprocess.Popen(
@@ -204,8 +212,8 @@ def test_live_processing_continues_during_a_replay(
         worker_env["COPYFLOW_TOPICS__PRODUCTS_DLQ"],
         4,
     )
-    # The live worker's group starts at the end of the topic only for new events: give it
-    # fresh ones and expect them while the replay is still running.
+    # The live worker (a new group: it also works through the history) publishes new events
+    # while the slow replay is still running in its own group.
     live = [product_event(10_000 + i, tenant="live") for i in range(20)]
     produce(kafka_bootstrap, history, (encoded(event) for event in live))
     outputs = reader.wait_for(
