@@ -7,7 +7,8 @@ against the base model (title ROUGE-L, exact match), then put through the releas
 second adapter, trained on the same inputs with the targets shuffled between products, must be
 refused by the gate. Prints training time and peak memory; the last line is one JSON object.
 
-    python -m bench.style [--quick] [--train 500] [--holdout 200] [--epochs 2] [--output F]
+    python -m bench.style [--quick] [--train 500] [--holdout 200] [--epochs 2]
+        [--variant both|house|shuffled] [--output F]
 """
 
 from __future__ import annotations
@@ -74,7 +75,12 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=500)
     parser.add_argument("--holdout", type=int, default=200)
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--skip-shuffled", action="store_true", help="only the real targets")
+    parser.add_argument(
+        "--variant",
+        choices=["both", "house", "shuffled"],
+        default="both",
+        help="train on the real targets, the shuffled ones, or both",
+    )
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     if args.quick:
@@ -93,8 +99,8 @@ def main() -> None:
     print(f"base model: {base}", flush=True)
     results: dict[str, Any] = {"benchmark": "style", "train": len(train), "holdout": len(holdout)}
     results["base"] = base
-    variants = {"house_style": train}
-    if not args.skip_shuffled:
+    variants = {"house_style": train} if args.variant != "shuffled" else {}
+    if args.variant != "house":
         targets = [(e.title, e.description) for e in train]
         random.Random(11).shuffle(targets)
         variants["shuffled_targets"] = [
