@@ -3,14 +3,16 @@
 A tenant's copy is made by its own adapter, else by the global one, else by the base model.
 Every worker reads the whole control topic (no consumer group): at start it replays it to learn
 the adapter each scope serves, then follows it. A switch loads the new adapter into every
-generator process before any request names it, and keeps the one it replaces loaded until the
-next switch, so requests already queued for it still finish.
+generator process before any request names it; the one it replaces is unloaded once no batch
+of events that was routed to it is still in hand (batches pin the adapters they use).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import mode
@@ -47,21 +49,43 @@ class AdapterRouter:
         self.pool = pool
         self.stats = stats or AdapterStats()
         self._routes: dict[str | None, Route] = {}
-        self._replaced: dict[str | None, Route] = {}
+        self._pins: Counter[str] = Counter()  # adapter name -> batches in hand using it
+        self._retired: set[str] = set()  # replaced, unloaded when no longer pinned
 
     def route(self, tenant: str) -> Route | None:
         """The adapter for a tenant's requests: its own, else the global one, else None."""
         return self._routes.get(tenant) or self._routes.get(None)
+
+    def pin(self, routes: Iterable[Route | None]) -> list[str]:
+        """Keep these adapters loaded until unpin(): call in the same step as route(), with
+        no await in between, so a switch cannot unload them first."""
+        names = sorted({route.name for route in routes if route is not None})
+        self._pins.update(names)
+        return names
+
+    def unpin(self, names: Iterable[str]) -> None:
+        self._pins.subtract(names)
+        self._unload_retired()
+
+    def _unload_retired(self) -> None:
+        serving = {route.name for route in self._routes.values()}
+        for name in list(self._retired):
+            if name in serving:
+                self._retired.discard(name)  # serving again (a rollback to it)
+            elif self._pins[name] <= 0:
+                self._retired.discard(name)
+                self.pool.unload_adapter(name)
 
     def serving(self) -> dict[str | None, str]:
         return {tenant: route.version for tenant, route in self._routes.items()}
 
     async def apply(self, event: AdapterReleased) -> None:
         """Switch the event's scope to its adapter version. Raises IncompatibleAdapter or
-        AdapterLoadError, and then the scope keeps what it had."""
+        AdapterLoadError, and then the scope keeps what it had. Going back to the base model
+        is always possible."""
         base = self.pool.model_info
         wanted = (event.base_model, event.base_revision, event.prompt_version)
-        if wanted != (base.base, base.revision, base.prompt_version):
+        if event.adapter_version and wanted != (base.base, base.revision, base.prompt_version):
             raise IncompatibleAdapter(
                 f"adapter {event.adapter_version} of {event.tenant or 'the global scope'} was "
                 f"trained for {wanted}, this worker serves "
@@ -86,12 +110,9 @@ class AdapterRouter:
             event.tenant or "every tenant without its own adapter",
             f"adapter {event.adapter_version}" if route else "the base model",
         )
-        # The adapter replaced before this one has had a whole switch to finish its requests.
-        retired = self._replaced.pop(event.tenant, None)
-        if retired is not None and retired not in self._routes.values():
-            self.pool.unload_adapter(retired.name)
         if current is not None:
-            self._replaced[event.tenant] = current
+            self._retired.add(current.name)
+        self._unload_retired()
 
 
 class ControlListener(mode.Service):
@@ -111,6 +132,7 @@ class ControlListener(mode.Service):
         )
         await consumer.start()
         self._consumer = consumer
+        await consumer.topics()  # loads the metadata of every topic, this one included
         partitions = [
             TopicPartition(self.topic, p) for p in consumer.partitions_for_topic(self.topic) or []
         ]

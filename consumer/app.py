@@ -179,6 +179,24 @@ class Copywriter:
                 jobs.append(job)
                 owners.append(event)
 
+        # Until this batch is done, a switch does not unload the adapters it was routed to.
+        pinned = self.router.pin(job.route for job in jobs) if self.router else []
+        try:
+            return await self._finish(events, report, jobs, owners, dead)
+        finally:
+            if self.router is not None:
+                self.router.unpin(pinned)
+
+    async def _finish(
+        self,
+        events: Records,
+        report: BatchReport,
+        jobs: list[Job],
+        owners: list[Record],
+        dead: list[tuple[Record, DeadLetter]],
+    ) -> BatchReport:
+        """Steps 2 to 8 of process()."""
+        options = self.options
         # 2. skip unchanged content
         if self.cache is not None and not options.force:
             unchanged = await self.cache.unchanged(jobs, self.pool.model_info)

@@ -269,8 +269,8 @@ class CopyCache:
         missing = [key for key in unique if key not in found]
         token = uuid.uuid4().hex
         claimed = await self._claim(missing, token)
-        leaders = [key for key in missing if claimed.get(key, True)]
-        followers = [key for key in missing if not claimed.get(key, True)]
+        leaders = [key for key in missing if claimed.get(key, True) or force]
+        followers = [key for key in missing if not (claimed.get(key, True) or force)]
         self.stats.misses += len(leaders)
         self.stats.single_flight_waits += len(followers)
         generated, waited = await asyncio.gather(

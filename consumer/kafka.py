@@ -67,8 +67,20 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
         created = []
         for name in missing:
             # One request per topic: a topic created meanwhile by another worker is fine.
+            # The control topic is the workers' record of what serves each scope: compacted
+            # (keyed by scope), so the latest release of every scope outlives retention.
+            configs = {"cleanup.policy": "compact"} if name == topics.control else {}
             try:
-                admin.create_topics([NewTopic(name, topics.partitions, topics.replication_factor)])
+                admin.create_topics(
+                    [
+                        NewTopic(
+                            name,
+                            topics.partitions,
+                            topics.replication_factor,
+                            topic_configs=configs,
+                        )
+                    ]
+                )
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass

@@ -99,12 +99,16 @@ def _child_main(
     torch.set_num_threads(threads)
     try:
         generator = spec.build(device)
-        for name, location in adapters.items():
-            generator.load_adapter(name, location)
     except Exception as exc:
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready", generator.model_info))
+    broken = {}
+    for name, location in adapters.items():
+        try:
+            generator.load_adapter(name, location)
+        except Exception as exc:  # its requests fail alone; the process still serves the rest
+            broken[name] = f"{type(exc).__name__}: {exc}"
+    conn.send(("ready", generator.model_info, broken))
     while True:
         try:
             message = conn.recv()
@@ -232,9 +236,9 @@ class WorkerPool:
             self._wake.set()
         return list(await asyncio.gather(*futures))
 
-    async def load_adapter(self, name: str, location: str) -> None:
+    async def load_adapter(self, name: str, location: str, timeout_s: float = 300.0) -> None:
         """Load an adapter into every process; returns once all can serve it. Raises
-        AdapterLoadError (and leaves it unused) when any process cannot load it."""
+        AdapterLoadError (and leaves it unused) when any process cannot load it in time."""
         assert self._loop is not None
         if name in self._adapters:
             return
@@ -247,7 +251,10 @@ class WorkerPool:
             with contextlib.suppress(BrokenPipeError, OSError):
                 slot.conn.send(("load", name, location))
         try:
-            await done
+            await asyncio.wait_for(done, timeout_s)
+        except TimeoutError:
+            self.unload_adapter(name)
+            raise AdapterLoadError(f"adapter {name} not loaded within {timeout_s:.0f} s") from None
         except AdapterLoadError:
             self.unload_adapter(name)
             raise
@@ -319,8 +326,13 @@ class WorkerPool:
         if kind == "ready":
             slot.ready = True
             self._model_info = message[1]
+            broken: dict[str, str] = message[2]
+            for name, reason in broken.items():
+                log.error(
+                    "restarted worker on %s cannot load adapter %s: %s", slot.device, name, reason
+                )
             for name in list(self._loading):  # it loaded every adapter in use
-                self._adapter_loaded(slot, name, None)
+                self._adapter_loaded(slot, name, broken.get(name))
             if not self._started.done() and all(s.ready for s in self._slots):
                 self._started.set_result(None)
         elif kind == "failed":

@@ -105,9 +105,9 @@ class TopicWindow:
             tp: await self._end(tp, first[tp], listed)
             for tp, listed in (await self.consumer.end_offsets(tps)).items()
         }
-        begin = await self._offsets(start, tps, first, last)
+        begin = await self._offsets(start, tps, first, first, last)
         end = (
-            await self._offsets(stop, tps, last, last)
+            await self._offsets(stop, tps, last, first, last)
             if stop
             else {tp.partition: last[tp] for tp in tps}
         )
@@ -138,14 +138,19 @@ class TopicWindow:
         bound: Bound,
         tps: list[TopicPartition],
         default: dict[TopicPartition, int],
+        first: dict[TopicPartition, int],
         last: dict[TopicPartition, int],
     ) -> dict[int, int]:
+        """Offsets within what the partitions hold now (older records may have expired)."""
         if bound.offsets is not None:
             given = dict(bound.offsets)
             unknown = set(given) - {tp.partition for tp in tps}
             if unknown:
                 raise ReplayError(f"{self.topic!r} has no partition {sorted(unknown)[0]}")
-            return {tp.partition: given.get(tp.partition, default[tp]) for tp in tps}
+            return {
+                tp.partition: min(max(given.get(tp.partition, default[tp]), first[tp]), last[tp])
+                for tp in tps
+            }
         assert bound.time is not None
         millis = int(bound.time.timestamp() * 1000)
         listed = await self.consumer.offsets_for_times({tp: millis for tp in tps})
@@ -153,27 +158,30 @@ class TopicWindow:
         for tp in tps:
             answer = listed.get(tp)
             offset = answer.offset if answer is not None else last[tp]
-            if not await self._first_at(tp, offset, millis, last[tp]):
-                offset = await self._search(tp, millis, last[tp])
+            offset = min(max(offset, first[tp]), last[tp])
+            if not await self._first_at(tp, offset, millis, first[tp], last[tp]):
+                offset = await self._search(tp, millis, first[tp], last[tp])
             found[tp.partition] = offset
         return found
 
-    async def _first_at(self, tp: TopicPartition, offset: int, millis: int, end: int) -> bool:
+    async def _first_at(
+        self, tp: TopicPartition, offset: int, millis: int, begin: int, end: int
+    ) -> bool:
         """Is offset the first record at or after the time? (Checks the broker's answer: some
         brokers index the append time instead of the record's own.)"""
         if offset < end:
             record = await self._record_at(tp, offset)
             if record is None or record.timestamp < millis:
                 return False
-        if offset > 0:
+        if offset > begin:
             before = await self._record_at(tp, offset - 1)
             if before is not None and before.offset < offset and before.timestamp >= millis:
                 return False
         return True
 
-    async def _search(self, tp: TopicPartition, millis: int, end: int) -> int:
+    async def _search(self, tp: TopicPartition, millis: int, begin: int, end: int) -> int:
         """Binary search on record timestamps for the first record at or after the time."""
-        low, high = 0, end
+        low, high = begin, end
         while low < high:
             middle = (low + high) // 2
             record = await self._record_at(tp, middle)

@@ -221,6 +221,8 @@ def _finished(summary: Any, extra: str = "") -> int:
 def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
+    from aiokafka.errors import KafkaError
+
     from consumer.replay import Bound, ReplayError
     from copyflow.operations import Request, replay
 
@@ -241,6 +243,9 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     except ReplayError as exc:
         print(f"copyflow replay: {exc}", file=sys.stderr)
         return 2
+    except KafkaError as exc:
+        print(f"copyflow replay: Kafka: {exc}", file=sys.stderr)
+        return 1
     return 0 if summary is None else _finished(summary)
 
 

@@ -53,7 +53,6 @@ async def _process(
     ensure_topics(settings.kafka, settings.topics)
     pipeline = build_pipeline(settings)
     pool = build_pool(settings)
-    await pool.start()
     cache = build_cache(settings, pool.spec.decoding, pipeline.reviewer)
     router = AdapterRouter(pool)
     control = ControlListener(settings.kafka, settings.topics.control, router)
@@ -63,6 +62,7 @@ async def _process(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
+        await pool.start()
         await control.start()
         await producer.start()
         options = RunOptions(
@@ -114,6 +114,7 @@ async def replay(
             f"{name}: {window.size()} events to process (consumer group {group})", file=sys.stderr
         )
         if not window.size():
+            print(f"{name}: nothing left to do (--restart runs it again)", file=sys.stderr)
             return Summary()
         return await _process(
             settings, name, request, reader.batches(window, commit=True), window.size()
@@ -175,8 +176,8 @@ async def backfill(
             print(f"{name}: resuming after line {done} of {len(lines)}", file=sys.stderr)
     todo = sum(1 for line in lines[done:] if line.event is not None)
     if not todo:
+        print(f"{name}: nothing left to do (--restart runs it again)", file=sys.stderr)
         return Summary(), bad
     batches = _file_batches(lines, done, settings.worker.take_batch, state, f"file:{path.name}")
-    request = Request(request.rate, request.force, None, request.show_progress)
     summary = await _process(settings, name, request, batches, todo)
     return summary, bad

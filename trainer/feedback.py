@@ -24,7 +24,7 @@ from consumer.dead_letters import DeadLetter
 from consumer.source import Record, Records
 from schemas import Feedback, Suggestion
 from schemas.settings import TopicSettings
-from trainer.examples import Example, ExampleStore, from_decision
+from trainer.examples import GLOBAL, Example, ExampleStore, from_decision
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +71,23 @@ class SuggestionIndex:
                 [(str(f.suggestion_id), f.model_dump_json()) for f in decisions],
             )
 
-    def unpark(self, suggestion_ids: Iterable[str]) -> list[Feedback]:
-        """Take out, oldest first, the parked decisions on these suggestions."""
+    def waiting(self, suggestion_ids: Iterable[str]) -> list[tuple[int, Feedback]]:
+        """The parked decisions on these suggestions, oldest first, with their row numbers
+        (for release() once they are stored)."""
         ids = list(set(suggestion_ids))
         taken: list[tuple[int, Feedback]] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT seq, body FROM parked WHERE suggestion_id IN ({marks})", chunk
+            ).fetchall()
+            taken += [(row[0], Feedback.model_validate_json(row[1])) for row in rows]
+        return sorted(taken, key=lambda item: item[0])
+
+    def release(self, rows: Sequence[int]) -> None:
         with self.db:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self.db.execute(
-                    f"SELECT seq, body FROM parked WHERE suggestion_id IN ({marks})", chunk
-                ).fetchall()
-                taken += [(row[0], Feedback.model_validate_json(row[1])) for row in rows]
-                self.db.execute(f"DELETE FROM parked WHERE suggestion_id IN ({marks})", chunk)
-        return [decision for _, decision in sorted(taken, key=lambda item: item[0])]
+            self.db.executemany("DELETE FROM parked WHERE seq = ?", [(row,) for row in rows])
 
     def parked(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM parked").fetchone()[0])
@@ -130,7 +133,8 @@ class FeedbackIngestor:
                     decisions.append(decoded)
                     sources[id(decoded)] = record
         self.index.add(suggestions)
-        waiting = self.index.unpark(str(s.suggestion_id) for s in suggestions)
+        parked = self.index.waiting(str(s.suggestion_id) for s in suggestions)
+        waiting = [decision for _, decision in parked]
         known = self.index.get(str(d.suggestion_id) for d in [*waiting, *decisions])
 
         examples: list[Example] = []
@@ -147,9 +151,11 @@ class FeedbackIngestor:
                 result.dead.append((sources[id(decision)], DeadLetter("join", problem)))
             else:
                 log.error("dropped a parked decision: %s", problem)
-        self.index.park(unmatched)
         for tenant in {e.tenant for e in examples}:
             result.examples[tenant] = self.store.add(e for e in examples if e.tenant == tenant)
+        # Only now: a crash before this point finds the parked decisions still parked.
+        self.index.park(unmatched)
+        self.index.release([row for row, _ in parked])
         result.suggestions = len(suggestions)
         result.decisions = len(decisions)
         result.parked = len(unmatched)
@@ -167,6 +173,8 @@ def _decode_feedback(record: Record) -> Feedback | DeadLetter:
 
 def _mismatch(suggestion: Suggestion, decision: Feedback) -> str | None:
     """A decision may only teach the tenant and product its suggestion was made for."""
+    if suggestion.tenant == GLOBAL:
+        return f"tenant name {GLOBAL!r} is reserved for the adapter every tenant shares"
     if decision.tenant != suggestion.tenant:
         return (
             f"feedback from tenant {decision.tenant!r} on a suggestion of another tenant "

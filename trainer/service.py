@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
+from consumer.kafka import ensure_topics
 from consumer.source import aiokafka_config, next_offsets
 from plugins.generators.hf import TransformersSpec
 from plugins.validators import CopyReviewer
@@ -61,9 +63,13 @@ class Schedule:
                 found.append(None if name == GLOBAL else name)
         return found
 
-    def trained(self, tenant: str | None) -> None:
+    def examples(self, tenant: str | None) -> int:
+        return sum(e.trainable for e in self.store.load(tenant or GLOBAL))
+
+    def trained(self, tenant: str | None, count: int) -> None:
+        """Record a training on count examples (counted when it started: examples that came
+        during it are still new)."""
         name = tenant or GLOBAL
-        count = sum(e.trainable for e in self.store.load(name))
         state = self._state()
         state[name] = {"examples": count, "at": self.clock()}
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,9 +117,11 @@ class Trainer:
         )
         self.stopping = asyncio.Event()
         self.releases = 0
+        self._unannounced: set[str | None] = set()
 
     async def run(self) -> None:
         kafka, topics = self.settings.kafka, self.settings.topics
+        await asyncio.to_thread(ensure_topics, kafka, topics)
         consumer = AIOKafkaConsumer(
             topics.suggestions,
             topics.feedback,
@@ -127,6 +135,7 @@ class Trainer:
         await producer.start()
         training: asyncio.Task[Trained] | None = None
         scope: str | None = None
+        counted = 0
         check_at = 0.0  # reading every scope's examples costs: only after news, or now and then
         try:
             while not self.stopping.is_set():
@@ -137,8 +146,9 @@ class Trainer:
                     await consumer.commit(next_offsets(records))
                     if ingested.examples:
                         check_at = 0.0
+                await self._announce_pending(producer)
                 if training is not None and training.done():
-                    await self._finished(scope, training, producer)
+                    await self._finished(scope, counted, training)
                     training = None
                     check_at = 0.0
                 if training is None and time.monotonic() >= check_at:
@@ -146,12 +156,16 @@ class Trainer:
                     due = self.schedule.due()
                     if due:
                         scope = due[0]
-                        log.info("training %s", scope or "the global adapter")
+                        counted = self.schedule.examples(scope)
+                        log.info(
+                            "training %s on %d examples", scope or "the global adapter", counted
+                        )
                         training = asyncio.ensure_future(asyncio.to_thread(self.train, scope))
             if training is not None:
                 log.info("stopping once the training of %s has finished", scope or "global")
                 await asyncio.wait([training])
-                await self._finished(scope, training, producer)
+                await self._finished(scope, counted, training)
+            await self._announce_pending(producer)
         finally:
             await consumer.stop()
             await producer.stop()
@@ -182,9 +196,9 @@ class Trainer:
         return result
 
     async def _finished(
-        self, scope: str | None, training: asyncio.Task[Trained], producer: AIOKafkaProducer
+        self, scope: str | None, counted: int, training: asyncio.Task[Trained]
     ) -> None:
-        self.schedule.trained(scope)
+        self.schedule.trained(scope, counted)
         try:
             trained = training.result()
         except Exception:
@@ -196,8 +210,19 @@ class Trainer:
             trained.verdict.reason,
             trained.report_dir / "report.md",
         )
-        event = self.registry.announcement(scope) if trained.release else None
-        if event is not None:
-            await publish(producer, self.settings.topics.control, event)
+        if trained.release:
             self.releases += 1
-            log.info("announced %s %s", scope or "global", event.adapter_version)
+            self._unannounced.add(scope)
+
+    async def _announce_pending(self, producer: AIOKafkaProducer) -> None:
+        """Tell the workers about releases; one that cannot be told now is tried again."""
+        for scope in list(self._unannounced):
+            event = self.registry.announcement(scope)
+            try:
+                if event is not None:
+                    await publish(producer, self.settings.topics.control, event)
+            except KafkaError as exc:
+                log.error("cannot announce %s yet (will retry): %s", scope or "global", exc)
+                return
+            self._unannounced.discard(scope)
+            log.info("announced %s %s", scope or "global", event and event.adapter_version)

@@ -144,7 +144,7 @@ class TransformersGenerator:
         requests for several adapters and the base model."""
         from peft import PeftModel  # only when an adapter is used
 
-        if not self._served:
+        if not isinstance(self.model, PeftModel):
             self.model = PeftModel.from_pretrained(self.model, location, adapter_name=name)
         else:
             self.model.load_adapter(location, adapter_name=name)

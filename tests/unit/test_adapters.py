@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from consumer.adapters import AdapterRouter, IncompatibleAdapter
 from consumer.dead_letters import DeadLetter
 from consumer.pool import AdapterLoadError, WorkerPool
 from plugins.generators import GenerationRequest
 from plugins.generators.hf import TransformersGenerator
+from schemas import AdapterReleased
 from tests.training import house_example, tiny_spec, trainer_settings
 from trainer.lora import train_lora
 
@@ -108,3 +110,45 @@ def test_the_pool_loads_adapters_while_serving_and_a_restarted_process_keeps_the
     assert [r.title for r in after] == ["Acme Mug", "Zeta Cup"] * 4
     assert pool.stats.restarts == 1
     assert isinstance(refused, DeadLetter) and "'bad' is not loaded" in refused.reason
+
+
+def test_a_switch_keeps_the_replaced_adapter_until_no_batch_uses_it(
+    tiny_model_dir: Path, adapters: dict[str, Path]
+) -> None:
+    spec = tiny_spec(tiny_model_dir)
+    pool = WorkerPool(spec, ["cpu"], max_batch=8, max_wait_s=0.01, capacity=32)
+    router = AdapterRouter(pool)
+
+    def release(version: str | None, location: Path | None, **base: str) -> AdapterReleased:
+        info = pool.model_info
+        return AdapterReleased(
+            tenant="shop-a",
+            adapter_version=version,
+            base_model=base.get("base_model", info.base),
+            base_revision=info.revision,
+            prompt_version=info.prompt_version,
+            location=str(location or ""),
+        )
+
+    async def body() -> None:
+        await pool.start()
+        try:
+            await router.apply(release("v1", adapters["shop-a"]))
+            first = router.route("shop-a")
+            assert first is not None and router.route("shop-b") is None
+            pinned = router.pin([first])  # a batch routed to v1 is in hand
+            await router.apply(release("v2", adapters["shop-b"]))
+            assert router.route("shop-a") != first
+            [still] = await pool.generate([request(1, first.name)])
+            assert still.title == "Acme Mug"  # v1 still serves the batch that holds it
+            router.unpin(pinned)
+            [gone] = await pool.generate([request(1, first.name)])
+            assert isinstance(gone, DeadLetter) and "not loaded" in gone.reason
+            with pytest.raises(IncompatibleAdapter, match="trained for"):
+                await router.apply(release("v3", adapters["shop-a"], base_model="other"))
+            await router.apply(release(None, None, base_model="other"))  # back to base: always
+            assert router.route("shop-a") is None and router.stats.switches == 3
+        finally:
+            await pool.close()
+
+    asyncio.run(body())

@@ -93,11 +93,13 @@ def test_a_scope_is_due_after_enough_new_examples_or_after_the_interval(tmp_path
     assert schedule.due() == []  # fewer than min_examples
     accept(2)
     assert schedule.due() == ["shop-a"]
-    schedule.trained("shop-a")
+    schedule.trained("shop-a", schedule.examples("shop-a"))
     assert schedule.due() == []
     accept(1)
     assert schedule.due() == []  # one new example, and not yet the interval
     now[0] += 61
     assert schedule.due() == ["shop-a"]
-    schedule.trained("shop-a")
-    assert Schedule(settings, store, lambda: now[0] + 1e6).due() == []  # kept across restarts
+    schedule.trained("shop-a", schedule.examples("shop-a") - 1)  # one came during training
+    assert schedule.due() == []
+    later = Schedule(settings, store, lambda: now[0] + 61)  # kept across restarts
+    assert later.due() == ["shop-a"]  # the example that came during training is still new
