@@ -240,11 +240,7 @@ class Copywriter:
             await self.cache.remember(published)
 
         # 8. count
-        self._count(events, published, dead)
-        report.cache_hits = sum(s.cache_hit for s in published)
-        report.generated = len(published) - report.cache_hits
-        report.dead_letters = len(dead)
-        report.suggestion_ids = [str(s.suggestion_id) for s in published]
+        self._count(report, published, dead)
         return report
 
     async def _generate(self, jobs: Sequence[Job]) -> list[Outcome]:
@@ -260,21 +256,25 @@ class Copywriter:
 
     def _count(
         self,
-        events: Records,
+        report: BatchReport,
         published: Sequence[Suggestion],
         dead: Sequence[tuple[Record, DeadLetter]],
     ) -> None:
-        self.stats.events += len(events)
-        hits = sum(s.cache_hit for s in published)
-        self.stats.suggestions["cache"] += hits
-        self.stats.suggestions["generated"] += len(published) - hits
+        """Fill the batch's report and add it to the worker's counters."""
+        report.cache_hits = sum(s.cache_hit for s in published)
+        report.generated = len(published) - report.cache_hits
+        report.dead_letters = len(dead)
+        report.suggestion_ids = [str(s.suggestion_id) for s in published]
+        self.stats.events += report.events
+        self.stats.suggestions["cache"] += report.cache_hits
+        self.stats.suggestions["generated"] += report.generated
         self.stats.dead_letters.update(letter.kind for _, letter in dead)
         log.info(
             "batch done: %d events, %d suggestions (%d from the cache), %d dead letters",
-            len(events),
+            report.events,
             len(published),
-            hits,
-            len(dead),
+            report.cache_hits,
+            report.dead_letters,
         )
 
     async def _publish(self, suggestion: Suggestion) -> Awaitable[Any]:

@@ -27,6 +27,7 @@ DATA_DIRS = [Path(p) for p in os.environ.get("COPYFLOW_TEST_DATA", "").split(":"
     REPO.parent / "shared" / "data",
     Path("/work/shared/data"),
 ]
+ALL_GENERATED = {"read": 1000, "generated": 1000, "cache hits": 0, "skipped": 0, "dead letters": 0}
 BASE_MS = 1_790_000_000_000  # the first event's broker timestamp; one event per second after
 
 
@@ -113,13 +114,7 @@ def test_a_window_is_processed_exactly_and_again_with_the_same_ids(
 
     first = copyflow(worker_env, *window)
     assert first.returncode == 0, first.stderr
-    assert summary(first) == {
-        "read": 1000,
-        "generated": 1000,
-        "cache hits": 0,
-        "skipped": 0,
-        "dead letters": 0,
-    }
+    assert summary(first) == ALL_GENERATED
     runs = outputs.read()
     [made] = runs.values()
     assert sorted(s.product_id for s in made) == sorted(f"p-{i}" for i in range(1000, 2000))
@@ -130,13 +125,7 @@ def test_a_window_is_processed_exactly_and_again_with_the_same_ids(
 
     # --force regenerates although everything is cached, and the ids are the same.
     forced = copyflow(worker_env, *window, "--force")
-    assert summary(forced) == {
-        "read": 1000,
-        "generated": 1000,
-        "cache hits": 0,
-        "skipped": 0,
-        "dead letters": 0,
-    }
+    assert summary(forced) == ALL_GENERATED
     runs = outputs.read()
     assert len(runs) == 2
     first_ids, forced_ids = (
