@@ -141,26 +141,24 @@ class ControlListener(mode.Service):
         end = await consumer.end_offsets(partitions)
         latest: dict[str | None, AdapterReleased] = {}
         while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                for record in records:
-                    event = self._parse(record.value)
-                    if event is not None:
-                        latest[event.tenant] = event
+            for event in await self._next_events(500):
+                latest[event.tenant] = event
         for event in latest.values():
             await self._apply(event)
         log.info("adapters in use: %s", self.router.serving() or "none (the base model)")
 
     @mode.Service.task
     async def _follow(self) -> None:
-        assert self._consumer is not None
         while not self.should_stop:
-            batch = await self._consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
-                for record in records:
-                    event = self._parse(record.value)
-                    if event is not None:
-                        await self._apply(event)
+            for event in await self._next_events(1000):
+                await self._apply(event)
+
+    async def _next_events(self, timeout_ms: int) -> list[AdapterReleased]:
+        """The readable control events of one fetch, in order per partition."""
+        assert self._consumer is not None
+        batch = await self._consumer.getmany(timeout_ms=timeout_ms)
+        events = [self._parse(record.value) for records in batch.values() for record in records]
+        return [event for event in events if event is not None]
 
     def _parse(self, raw: bytes | None) -> AdapterReleased | None:
         try:

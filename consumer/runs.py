@@ -99,12 +99,11 @@ async def run_batches(
     stop: asyncio.Event,
     total: int | None,
     desc: str,
-    show_progress: bool = True,
 ) -> Summary:
     """Process each batch, then checkpoint it; stop (after the batch in hand) when stop is
     set. A batch is checkpointed only once its outputs are acknowledged."""
     summary = Summary()
-    with tqdm(total=total, desc=desc, unit="event", disable=not show_progress) as bar:
+    with tqdm(total=total, desc=desc, unit="event") as bar:
         async for records, checkpoint in batches:
             await pacer.take(len(records))
             summary.add(await copywriter.process(records))

@@ -38,7 +38,6 @@ class Request:
     rate: float | None
     force: bool
     tenant: str | None
-    show_progress: bool = True
 
 
 async def _process(
@@ -73,9 +72,7 @@ async def _process(
         copywriter = Copywriter(
             settings, pipeline, pool, cache, FlowStats(), ProducerSink(producer), router, options
         )
-        return await run_batches(
-            batches, copywriter, Pacer(request.rate), stop, total, name, request.show_progress
-        )
+        return await run_batches(batches, copywriter, Pacer(request.rate), stop, total, name)
     finally:
         await producer.stop()
         await control.stop()

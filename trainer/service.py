@@ -116,7 +116,6 @@ class Trainer:
             spec, trainer, tenant, reviewer, show_progress=False
         )
         self.stopping = asyncio.Event()
-        self.releases = 0
         self._unannounced: set[str | None] = set()
 
     async def run(self) -> None:
@@ -211,7 +210,6 @@ class Trainer:
             trained.report_dir / "report.md",
         )
         if trained.release:
-            self.releases += 1
             self._unannounced.add(scope)
 
     async def _announce_pending(self, producer: AIOKafkaProducer) -> None:
