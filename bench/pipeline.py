@@ -9,15 +9,15 @@
     use for reading: a faust-streaming agent with the worker's broker settings (same take
     batches, publish, wait for acks, ack) that only copies each event.
 
-Both consume the same N events, produced to their input topics before they start; throughput
-is N-1 over the time between the first and the last output record (broker timestamps set by
-the producing client), so start-up and group joins are not counted. Then, for (b), events are
-sent at a steady rate well under capacity and each one's latency (input record time to
-suggestion record time) gives p50/p99. The last line is one JSON object.
+Each takes up to --take records at a time (default 500): (a)'s max_records, (b)'s
+worker.take_batch, (c)'s take. (b) runs again at the worker's shipped take_batch (64),
+reported beside it. All consume the same N events, produced to their input topics before
+they start; throughput is N-1 over the time between the first and the last output record
+(broker timestamps set by the producing client), so start-up and group joins are not counted.
+Then events are sent at a steady rate well under capacity and each one's latency (input record
+time to suggestion record time) gives p50/p99. The last line is one JSON object.
 
-    python -m bench.pipeline [--quick] [--events 20000] [--output F]
-
-COPYFLOW_WORKER__TAKE_BATCH / __TAKE_WITHIN_S in the environment are passed to (b)'s worker.
+    python -m bench.pipeline [--quick] [--events 20000] [--take 500] [--output F]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from bench.common import REPO, myntra_products, peak_rss_mb, report
 from copyflow.embedded import TANSU_GROUP_ENV, EmbeddedBroker, stop_process
 from schemas import Product
+from schemas.settings import WorkerSettings
 
 PARTITIONS = 4
 
@@ -102,7 +104,7 @@ def throughput(records: list[tuple[int, bytes]]) -> float:
 # -- (a) the raw passthrough -------------------------------------------------------------------
 
 
-def _passthrough(bootstrap: str, source: str, sink: str) -> None:
+def _passthrough(bootstrap: str, source: str, sink: str, take: int) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     async def run() -> None:
@@ -121,7 +123,7 @@ def _passthrough(bootstrap: str, source: str, sink: str) -> None:
         await producer.start()
         try:
             while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                batches = await consumer.getmany(timeout_ms=500, max_records=take)
                 deliveries = [
                     await producer.send(sink, key=record.key, value=record.value)
                     for records in batches.values()
@@ -137,12 +139,12 @@ def _passthrough(bootstrap: str, source: str, sink: str) -> None:
     asyncio.run(run())
 
 
-def _faust_passthrough(bootstrap: str, source: str, sink: str) -> None:
+def _faust_passthrough(bootstrap: str, source: str, sink: str, take: int) -> None:
     import faust
 
     from consumer.app import app_options
     from schemas import Settings
-    from schemas.settings import KafkaSettings, WorkerSettings
+    from schemas.settings import KafkaSettings
 
     settings = Settings(
         kafka=KafkaSettings(
@@ -152,7 +154,9 @@ def _faust_passthrough(bootstrap: str, source: str, sink: str) -> None:
             heartbeat_interval_s=1,
             rebalance_timeout_s=6,
         ),
-        worker=WorkerSettings(data_dir=Path(f"/tmp/faust-passthrough-{uuid.uuid4().hex[:6]}")),
+        worker=WorkerSettings(
+            data_dir=Path(f"/tmp/faust-passthrough-{uuid.uuid4().hex[:6]}"), take_batch=take
+        ),
     )
     kafka = settings.kafka
     app = faust.App(
@@ -180,31 +184,32 @@ def _faust_passthrough(bootstrap: str, source: str, sink: str) -> None:
     faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
 
 
-def bench_consumer(
-    target: Any,
-    bootstrap: str,
-    products: list[Product],
-    count: int,
-    tag: str,
-    paced: int,
-    rate: float,
-) -> dict[str, Any]:
-    """Run target(bootstrap, source, sink) in a process of its own over count events."""
+@dataclass(frozen=True)
+class Load:
+    products: list[Product]
+    count: int  # events for the throughput run
+    paced: int  # events for the latency run
+    rate: float  # events/s of the latency run
+    take: int  # records taken at a time
+
+
+def bench_consumer(target: Any, bootstrap: str, load: Load, tag: str) -> dict[str, Any]:
+    """Run target(bootstrap, source, sink, take) in a process of its own over the load."""
     source, sink = f"{tag}-in-{uuid.uuid4().hex[:6]}", f"{tag}-out-{uuid.uuid4().hex[:6]}"
     _create_topics(bootstrap, [source, sink])
-    produce(bootstrap, source, events(products, count, tag))
+    produce(bootstrap, source, events(load.products, load.count, tag))
     process = multiprocessing.get_context("spawn").Process(
-        target=target, args=(bootstrap, source, sink), daemon=True
+        target=target, args=(bootstrap, source, sink, load.take), daemon=True
     )
     process.start()
     try:
-        records = read_outputs(bootstrap, sink, count, timeout_s=600)
-        latencies = paced_latencies(bootstrap, source, sink, products, count, paced, rate)
+        records = read_outputs(bootstrap, sink, load.count, timeout_s=600)
+        latencies = paced_latencies(bootstrap, source, sink, load)
     finally:
         process.kill()
         process.join()
     return {
-        "events": count,
+        "events": load.count,
         "events_per_s": round(throughput(records), 1),
         **latency_figures(latencies),
     }
@@ -261,9 +266,8 @@ def warm_cache(env: dict[str, str], products: list[Product]) -> int:
     return asyncio.run(warm())
 
 
-def bench_copyflow(
-    bootstrap: str, products: list[Product], count: int, paced: int, rate: float
-) -> dict[str, Any]:
+def bench_copyflow(bootstrap: str, load: Load, take: int) -> dict[str, Any]:
+    """copyflow worker taking up to take events at a time, over the load."""
     suffix = uuid.uuid4().hex[:6]
     topics = {
         "COPYFLOW_TOPICS__PRODUCTS": f"cf-in-{suffix}",
@@ -283,24 +287,26 @@ def bench_copyflow(
         "COPYFLOW_CACHE__TTL_S": "3600",
         "COPYFLOW_METRICS__PORT": "0",
         "COPYFLOW_WORKER__DATA_DIR": f"/tmp/copyflow-bench-{suffix}",
-        **{k: v for k, v in os.environ.items() if k.startswith("COPYFLOW_WORKER__TAKE")},
+        "COPYFLOW_WORKER__TAKE_BATCH": str(take),
         "PYTHONPATH": str(REPO),
     }
-    generated = warm_cache({k: v for k, v in env.items() if k.startswith("COPYFLOW_")}, products)
+    generated = warm_cache(
+        {k: v for k, v in env.items() if k.startswith("COPYFLOW_")}, load.products
+    )
     _create_topics(
         bootstrap, [topics["COPYFLOW_TOPICS__PRODUCTS"], topics["COPYFLOW_TOPICS__SUGGESTIONS"]]
     )
     source, sink = topics["COPYFLOW_TOPICS__PRODUCTS"], topics["COPYFLOW_TOPICS__SUGGESTIONS"]
-    produce(bootstrap, source, events(products, count, "cf"))
+    produce(bootstrap, source, events(load.products, load.count, "cf"))
     log = Path(f"/tmp/copyflow-bench-{suffix}.log")
     with log.open("wb") as out:
         worker = subprocess.Popen(
             [sys.executable, "-m", "copyflow", "worker"], env=env, stdout=out, stderr=out
         )
     try:
-        records = read_outputs(bootstrap, sink, count, timeout_s=900)
+        records = read_outputs(bootstrap, sink, load.count, timeout_s=900)
         hits = sum(json.loads(value)["cache_hit"] for _, value in records)
-        latencies = paced_latencies(bootstrap, source, sink, products, count, paced, rate)
+        latencies = paced_latencies(bootstrap, source, sink, load)
     except TimeoutError:
         sys.stderr.write(log.read_text()[-3000:])
         raise
@@ -308,7 +314,8 @@ def bench_copyflow(
         stop_process(worker, timeout_s=30)
         _drop_keys(env["COPYFLOW_REDIS__URL"], env["COPYFLOW_CACHE__PREFIX"])
     return {
-        "events": count,
+        "events": load.count,
+        "take_batch": take,
         "events_per_s": round(throughput(records), 1),
         "cache_hits": hits,
         "warmup_generated": generated,
@@ -325,26 +332,19 @@ def latency_figures(latencies: list[float]) -> dict[str, float]:
     }
 
 
-def paced_latencies(
-    bootstrap: str,
-    source: str,
-    sink: str,
-    products: list[Product],
-    already: int,
-    count: int,
-    rate: float,
-) -> list[float]:
-    """Send count events at a steady rate; each one's input-to-suggestion time in ms."""
+def paced_latencies(bootstrap: str, source: str, sink: str, load: Load) -> list[float]:
+    """After the throughput run's events, send load.paced more at a steady load.rate; each
+    one's input-to-suggestion time in ms."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     sent: dict[str, int] = {}
     started = time.monotonic()
-    for i, (key, value) in enumerate(events(products, count, "paced")):
-        time.sleep(max(0.0, started + i / rate - time.monotonic()))
+    for i, (key, value) in enumerate(events(load.products, load.paced, "paced")):
+        time.sleep(max(0.0, started + i / load.rate - time.monotonic()))
         metadata = producer.send(source, key=key, value=value).get(timeout=30)
         sent[f"paced-evt-{i}"] = metadata.timestamp
     producer.close()
     latencies = []
-    for stamp, value in read_outputs(bootstrap, sink, already + count, timeout_s=300):
+    for stamp, value in read_outputs(bootstrap, sink, load.count + load.paced, timeout_s=300):
         output = json.loads(value)
         event_id = output.get("source_event_id") or output.get("id")  # a suggestion, or a copy
         if event_id in sent:
@@ -376,36 +376,33 @@ def main() -> None:
     parser.add_argument("--distinct", type=int, default=16, help="distinct products' content")
     parser.add_argument("--paced", type=int, default=500, help="events for the latency run")
     parser.add_argument("--rate", type=float, default=100.0, help="events/s of the latency run")
+    parser.add_argument("--take", type=int, default=500, help="records each consumer takes at once")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     if args.quick:
         args.events, args.distinct, args.paced = 3000, 4, 100
-    products = myntra_products(args.distinct)
+    load = Load(myntra_products(args.distinct), args.events, args.paced, args.rate, args.take)
     with EmbeddedBroker() as broker:
-        raw = bench_consumer(
-            _passthrough, broker.bootstrap, products, args.events, "raw", args.paced, args.rate
-        )
+        raw = bench_consumer(_passthrough, broker.bootstrap, load, "raw")
         print(f"(a) raw aiokafka passthrough: {figures(raw)}", flush=True)
-        ours = bench_copyflow(broker.bootstrap, products, args.events, args.paced, args.rate)
+        ours = bench_copyflow(broker.bootstrap, load, take=args.take)
         hits = f"cache hits {ours['cache_hits']}/{ours['events']}"
-        print(f"(b) copyflow, {hits}: {figures(ours)}", flush=True)
-        framework = bench_consumer(
-            _faust_passthrough,
-            broker.bootstrap,
-            products,
-            args.events,
-            "faust",
-            args.paced,
-            args.rate,
-        )
+        print(f"(b) copyflow, take {args.take}, {hits}: {figures(ours)}", flush=True)
+        shipped = WorkerSettings().take_batch
+        default = bench_copyflow(broker.bootstrap, load, take=shipped)
+        print(f"(b) copyflow, take {shipped} (the default): {figures(default)}", flush=True)
+        framework = bench_consumer(_faust_passthrough, broker.bootstrap, load, "faust")
         print(f"(c) faust-streaming passthrough: {figures(framework)}", flush=True)
     report(
         {
             "benchmark": "pipeline",
+            "take": args.take,
             "passthrough": raw,
             "copyflow": ours,
+            "copyflow_default_take": default,
             "faust_passthrough": framework,
             "ratio": round(ours["events_per_s"] / raw["events_per_s"], 3),
+            "ratio_default_take": round(default["events_per_s"] / raw["events_per_s"], 3),
             "ratio_to_faust_passthrough": round(
                 ours["events_per_s"] / framework["events_per_s"], 3
             ),

@@ -1,16 +1,17 @@
-"""The faust-streaming app: one agent that turns product events into suggestions."""
+"""The faust-streaming app and the processing protocol that turns product events into
+suggestions."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import faust
 import mode
+from faust.app.base import BootStrategy
 
 from consumer.adapters import AdapterRouter
 from consumer.cache import CopyCache, Outcome, Resolved
@@ -19,20 +20,28 @@ from consumer.kafka import ssl_context
 from consumer.metrics import FlowStats
 from consumer.pipeline import Job, Pipeline, jobs_for
 from consumer.pool import WorkerPool
+from consumer.sink import Outgoing, Sink
 from consumer.source import Record, Records
 from schemas import Settings, Suggestion
 
 log = logging.getLogger(__name__)
 
 
+class _ServicesOnly(BootStrategy):
+    # No faust consumer: it would join the worker's group beside BatchSource's. No faust
+    # producer: the worker publishes whole record batches with its own (consumer.sink).
+    enable_kafka_producer = False
+
+
 class CopyflowApp(faust.App):
-    """faust's app with copyflow's services after its producer: they start once the producer
-    can publish, and stop (finishing the batch in hand) before it stops."""
+    """faust runs the worker: start-up, signals, and stopping copyflow's services in reverse
+    order of start, each finishing what it holds."""
+
+    BootStrategy = _ServicesOnly
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.services: list[mode.ServiceT] = []
-        # No faust consumer: it would join the worker's group beside BatchSource's.
         self.producer_only = True
 
     def on_init_dependencies(self) -> list[mode.ServiceT]:
@@ -70,31 +79,6 @@ def app_options(settings: Settings) -> dict[str, Any]:
 def create_app(settings: Settings) -> CopyflowApp:
     """The faust app runs the worker and its producer; consuming is BatchSource's job."""
     return CopyflowApp(settings.kafka.group_id, **app_options(settings))
-
-
-class Sink(Protocol):
-    """Where suggestions and dead letters go: send() returns once the record is queued, with
-    an awaitable that completes when the broker has acknowledged it."""
-
-    async def send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
-    ) -> Awaitable[Any]: ...
-
-
-class FaustSink:
-    """The worker's: faust's producer, straight (faust's Topic.send costs more per message
-    than the rest of a cache hit, and a suggestion needs none of its extras)."""
-
-    def __init__(self, app: faust.App) -> None:
-        self.app = app
-
-    async def send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
-    ) -> Awaitable[Any]:
-        result: Awaitable[Any] = await self.app.producer.send(
-            topic, key, value, None, None, headers
-        )
-        return result
 
 
 @dataclass(frozen=True)
@@ -221,23 +205,24 @@ class Copywriter:
         )
 
         # 5. publish
-        deliveries: list[Awaitable[Any]] = []
-        published: list[Suggestion] = []
-        for event, outcome in zip(owners, outcomes, strict=True):
+        base = self.pool.model_info
+        outgoing: list[Outgoing] = []
+        published: list[tuple[Job, Suggestion]] = []
+        for job, event, outcome in zip(jobs, owners, outcomes, strict=True):
             if isinstance(outcome, Suggestion):
-                deliveries.append(await self._publish(outcome))
-                published.append(outcome)
+                outgoing.append(self._suggestion_record(outcome, job.suggestion_key(base)))
+                published.append((job, outcome))
             else:
                 dead.append((event, outcome))
-        for event, letter in dead:
-            deliveries.append(await self._dead_letter(event, letter))
+        outgoing.extend(self._dead_letter_record(event, letter) for event, letter in dead)
+        delivered = await self.sink.send_all(outgoing)
 
         # 6. wait for the broker's acknowledgements
-        await asyncio.gather(*deliveries)
+        await delivered
 
         # 7. remember what was published
         if self.cache is not None:
-            await self.cache.remember(published)
+            await self.cache.remember([job for job, _ in published], base)
 
         # 8. count
         self._count(report, published, dead)
@@ -257,14 +242,15 @@ class Copywriter:
     def _count(
         self,
         report: BatchReport,
-        published: Sequence[Suggestion],
+        published: Sequence[tuple[Job, Suggestion]],
         dead: Sequence[tuple[Record, DeadLetter]],
     ) -> None:
         """Fill the batch's report and add it to the worker's counters."""
-        report.cache_hits = sum(s.cache_hit for s in published)
+        base = self.pool.model_info
+        report.cache_hits = sum(s.cache_hit for _, s in published)
         report.generated = len(published) - report.cache_hits
         report.dead_letters = len(dead)
-        report.suggestion_ids = [str(s.suggestion_id) for s in published]
+        report.suggestion_ids = [job.suggestion_key(base) for job, _ in published]
         self.stats.events += report.events
         self.stats.suggestions["cache"] += report.cache_hits
         self.stats.suggestions["generated"] += report.generated
@@ -277,18 +263,18 @@ class Copywriter:
             report.dead_letters,
         )
 
-    async def _publish(self, suggestion: Suggestion) -> Awaitable[Any]:
-        return await self.sink.send(
+    def _suggestion_record(self, suggestion: Suggestion, suggestion_key: str) -> Outgoing:
+        return Outgoing(
             self.settings.topics.suggestions,
             suggestion.product_id.encode(),
             self.pipeline.adapter.encode(suggestion),
             [
-                ("copyflow.suggestion_id", str(suggestion.suggestion_id).encode()),
+                ("copyflow.suggestion_id", suggestion_key.encode()),
                 *self.options.headers,
             ],
         )
 
-    async def _dead_letter(self, message: Record, letter: DeadLetter) -> Awaitable[Any]:
+    def _dead_letter_record(self, message: Record, letter: DeadLetter) -> Outgoing:
         log.warning(
             "dead letter %s:%d@%d: %s: %s",
             message.topic,
@@ -297,7 +283,7 @@ class Copywriter:
             letter.kind,
             letter.reason[:200],
         )
-        return await self.sink.send(
+        return Outgoing(
             self.settings.topics.products_dlq,
             message.key,
             message.value,

@@ -33,9 +33,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from consumer.dead_letters import DeadLetter
-from consumer.pipeline import Job, suggestion_id
+from consumer.pipeline import Job
 from plugins.validators import Reviewed
-from schemas import CheckResult, ModelInfo, Suggestion
+from schemas import CheckResult, ModelInfo
 from schemas.settings import CacheSettings, RedisSettings
 
 log = logging.getLogger(__name__)
@@ -157,10 +157,8 @@ def cache_key(prefix: str, job: Job, model: ModelInfo, variant: str) -> str:
     return f"{prefix}:copy:{job.event.tenant}:{digest}"
 
 
-def seen_key(prefix: str, tenant: str, product_id: str, channel: str) -> str:
-    # Hashed: tenant, product and channel names may contain the separator.
-    digest = hashlib.sha256(f"{tenant}\x1f{product_id}\x1f{channel}".encode()).hexdigest()[:32]
-    return f"{prefix}:seen:{digest}"
+def seen_key(prefix: str, job: Job) -> str:
+    return f"{prefix}:seen:{job.product_key}"
 
 
 def _text(value: bytes | str) -> str:
@@ -214,32 +212,29 @@ class CopyCache:
         if not (self.settings.skip_unchanged and jobs):
             return [False] * len(jobs)
         prefix = self.settings.prefix
-        keys = [
-            seen_key(prefix, job.event.tenant, job.event.data.product_id, job.channel)
-            for job in jobs
-        ]
+        keys = [seen_key(prefix, job) for job in jobs]
         seen = await self.guard.run(lambda: self.client.mget(keys))
         if seen is None:
             return [False] * len(jobs)
         last = {key: _text(value) for key, value in zip(keys, seen, strict=True) if value}
         flags = []
         for key, job in zip(keys, jobs, strict=True):
-            made_by = job.model_info(model)
-            identity = str(suggestion_id(job.event.tenant, job.content_hash, job.channel, made_by))
+            identity = job.suggestion_key(model)
             flags.append(last.get(key) == identity)
             last[key] = identity
         self.stats.skips += sum(flags)
         return flags
 
-    async def remember(self, suggestions: Sequence[Suggestion]) -> None:
-        """Record what was published (call only after the broker acknowledged it)."""
-        if not (self.settings.skip_unchanged and suggestions):
+    async def remember(self, jobs: Sequence[Job], model: ModelInfo) -> None:
+        """Record the suggestions these jobs published (call only after the broker
+        acknowledged them)."""
+        if not (self.settings.skip_unchanged and jobs):
             return
         prefix = self.settings.prefix
-        keys = [seen_key(prefix, s.tenant, s.product_id, s.channel) for s in suggestions]
+        keys = [seen_key(prefix, job) for job in jobs]
         values: list[str | int] = [
             self.settings.seen_ttl_s,
-            *(str(s.suggestion_id) for s in suggestions),
+            *(job.suggestion_key(model) for job in jobs),
         ]
         await self.guard.run(lambda: self._set_all(keys=keys, args=values))
 

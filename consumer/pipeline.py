@@ -5,12 +5,15 @@ The stream processor (consumer.app) and `copyflow generate` run exactly these st
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from datetime import UTC, datetime
+from functools import cached_property, lru_cache
+from typing import NamedTuple
 
 from consumer.dead_letters import DeadLetter
 from plugins.catalog import CatalogAdapter, InvalidEvent
@@ -67,16 +70,50 @@ class Job:
         return GenerationRequest(product=self.event.data, channel=self.channel, adapter=adapter)
 
     def model_info(self, base: ModelInfo) -> ModelInfo:
-        """The generator's model info, naming the adapter that makes this job's copy."""
-        if self.route is None:
-            return base
-        tenant = self.route.tenant
-        label = GLOBAL_LABEL if tenant is None else f"tenant:{tenant}"
-        return base.model_copy(update={"adapter": label, "adapter_version": self.route.version})
+        """The generator's model info base, naming the adapter that makes this job's copy."""
+        return self._made(base).model
+
+    def suggestion_id(self, base: ModelInfo) -> uuid.UUID:
+        """The id of the suggestion this job makes with the generator's model base."""
+        return self._made(base).suggestion_id
+
+    def suggestion_key(self, base: ModelInfo) -> str:
+        """suggestion_id as text, as headers and the unchanged-content skip carry it."""
+        return self._made(base).suggestion_key
+
+    def _made(self, base: ModelInfo) -> _Made:
+        # Kept: the cache, the skip, the build and the publish each need these, and together
+        # they cost more than the rest of a cache hit's per-job work.
+        made: _Made | None = self.__dict__.get("_made_with")
+        if made is None or made.base is not base:
+            model = base if self.route is None else _with_adapter(base, self.route)
+            made_id = suggestion_id(self.event.tenant, self.content_hash, self.channel, model)
+            made = _Made(base, model, made_id, str(made_id))
+            self.__dict__["_made_with"] = made  # as cached_property sets it on a frozen class
+        return made
 
     @cached_property
     def content_hash(self) -> str:
         return self.event.data.content_hash()
+
+    @cached_property
+    def product_key(self) -> str:
+        """Names (tenant, product, channel) in a store; hashed, as names may hold separators."""
+        name = f"{self.event.tenant}\x1f{self.event.data.product_id}\x1f{self.channel}"
+        return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+class _Made(NamedTuple):
+    base: ModelInfo
+    model: ModelInfo
+    suggestion_id: uuid.UUID
+    suggestion_key: str
+
+
+@lru_cache(maxsize=1024)
+def _with_adapter(base: ModelInfo, route: Route) -> ModelInfo:
+    label = GLOBAL_LABEL if route.tenant is None else f"tenant:{route.tenant}"
+    return base.model_copy(update={"adapter": label, "adapter_version": route.version})
 
 
 def jobs_for(event: ProductEvent, route: Route | None = None) -> list[Job]:
@@ -177,28 +214,28 @@ class Pipeline:
         model: ModelInfo,
         latency_ms: float,
         cache_hit: bool = False,
+        created_at: datetime | None = None,
     ) -> Suggestion:
         """Step: the Suggestion for checked copy (generated copy is checked first). model is
         the generator's; the suggestion names the job's adapter too."""
         reviewed = self.check(job, copy) if isinstance(copy, GenerationResult) else copy
-        model = job.model_info(model)
         product = job.event.data
-        content_hash = job.content_hash
         return Suggestion(
-            suggestion_id=suggestion_id(job.event.tenant, content_hash, job.channel, model),
+            suggestion_id=job.suggestion_id(model),
             product_id=product.product_id,
             tenant=job.event.tenant,
             source_event_id=job.event.id,
             channel=job.channel,
             title=reviewed.title,
             description=reviewed.description,
-            model=model,
+            model=job.model_info(model),
             checks=reviewed.checks,
             fallback_used=reviewed.fallback_used,
             cache_hit=cache_hit,
             latency_ms=latency_ms,
-            content_hash=content_hash,
+            content_hash=job.content_hash,
             input=product,
+            created_at=created_at or datetime.now(UTC),
         )
 
     def build_all(
@@ -210,13 +247,16 @@ class Pipeline:
         cache_hits: Sequence[bool] | None = None,
     ) -> list[Suggestion | DeadLetter]:
         hits = cache_hits if cache_hits is not None else [False] * len(jobs)
+        created_at = datetime.now(UTC)  # one batch, one moment
         outcomes: list[Suggestion | DeadLetter] = []
         for job, result, hit in zip(jobs, results, hits, strict=True):
             if isinstance(result, DeadLetter):
                 outcomes.append(result)
                 continue
             try:
-                outcomes.append(self.build(job, result, model, latency_ms, cache_hit=hit))
+                outcomes.append(
+                    self.build(job, result, model, latency_ms, cache_hit=hit, created_at=created_at)
+                )
             except ValueError as exc:  # pydantic's ValidationError too
                 outcomes.append(self._unbuildable(job, exc))
         return outcomes

@@ -8,28 +8,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from consumer.app import BatchReport, Copywriter
 from consumer.source import Records
 
 Checkpoint = Callable[[], Awaitable[None]]
-
-
-class ProducerSink:
-    """An aiokafka producer as a Copywriter sink."""
-
-    def __init__(self, producer: AIOKafkaProducer) -> None:
-        self.producer = producer
-
-    async def send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
-    ) -> Awaitable[Any]:
-        result: Awaitable[Any] = await self.producer.send(topic, value, key, headers=headers)
-        return result
 
 
 class Pacer:

@@ -14,15 +14,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import ConsumerRecord
 
 from consumer.adapters import AdapterRouter, ControlListener
 from consumer.app import Copywriter, RunOptions
 from consumer.kafka import ensure_topics
 from consumer.metrics import FlowStats
 from consumer.replay import Bound, TopicWindow, count_window, run_id
-from consumer.runs import Checkpoint, Pacer, ProducerSink, Summary, run_batches
-from consumer.source import Records, aiokafka_config
+from consumer.runs import Checkpoint, Pacer, Summary, run_batches
+from consumer.sink import KafkaSink, new_producer
+from consumer.source import Records
 from consumer.worker import build_cache
 from copyflow.backfill import Line, file_digest, read_catalog
 from copyflow.wiring import build_pipeline, build_pool
@@ -55,7 +56,7 @@ async def _process(
     cache = build_cache(settings, pool.spec.decoding, pipeline.reviewer)
     router = AdapterRouter(pool)
     control = ControlListener(settings.kafka, settings.topics.control, router)
-    producer = AIOKafkaProducer(**aiokafka_config(settings.kafka), acks="all")
+    producer = new_producer(settings.kafka, client_id=f"copyflow-{name}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -70,7 +71,7 @@ async def _process(
             headers=((RUN_HEADER, name.encode()),),
         )
         copywriter = Copywriter(
-            settings, pipeline, pool, cache, FlowStats(), ProducerSink(producer), router, options
+            settings, pipeline, pool, cache, FlowStats(), KafkaSink(producer), router, options
         )
         return await run_batches(batches, copywriter, Pacer(request.rate), stop, total, name)
     finally:

@@ -236,8 +236,9 @@ def test_unchanged_content_is_skipped_per_product_and_channel(redis_url: str, pr
         cache = make_cache(redis_url, prefix)
         original = job(1)
         assert await cache.unchanged([original], MODEL) == [False]
-        suggestion = _suggestion(original)
-        await cache.remember([suggestion])
+        # What is remembered is the id of the suggestion the job published.
+        assert str(_suggestion(original).suggestion_id) == original.suggestion_key(MODEL)
+        await cache.remember([original], MODEL)
         price_only = job(1, price="9.99", stock=3)  # fields the copy does not use
         retitled = job(1, title="a new title")
         other_channel = jobs_for(

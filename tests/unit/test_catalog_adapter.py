@@ -19,6 +19,9 @@ def test_decodes_a_valid_event() -> None:
         (b"{not json", "decode", "not JSON"),
         (b"\xff\xfe", "decode", "not JSON"),
         (b"[1, 2]", "decode", "expected a JSON object, got list"),
+        (b"null", "decode", "expected a JSON object, got NoneType"),
+        (b'{"id": "\xff"}', "decode", "not JSON: invalid unicode"),
+        (b"", "decode", "not JSON"),
         (b'{"id": "x"}', "schema", "data: Field required"),
     ],
 )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from pathlib import Path
@@ -61,6 +62,35 @@ def test_content_hash_covers_content_only() -> None:
     retitled = base.model_copy(update={"title": "Red shirt"})
     assert base.content_hash() == reordered.content_hash() == other_channels.content_hash()
     assert base.content_hash() != retitled.content_hash()
+
+
+def test_content_hash_is_sha256_of_canonical_json() -> None:
+    # Suggestion ids and cache keys derive from this hash: its bytes must never change.
+    product = Product(
+        product_id="p",
+        title='Chemise \u00e9t\u00e9 \U0001f600 "quoted" \\ tab\tnew\nline \x01\x7f\u2028',
+        description="caf\u00e9",
+        brand="B\u00f8",
+        category=["Men", "Shirts"],
+        attributes={"size": "M", "color": "blue", "\u00e4": "x"},
+        keywords=["summer"],
+        locale="fr-FR",
+    )
+    content = {
+        "title": product.title,
+        "description": product.description,
+        "brand": product.brand,
+        "category": product.category,
+        "attributes": product.attributes,
+        "keywords": product.keywords,
+        "locale": product.locale,
+    }
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert product.content_hash() == hashlib.sha256(canonical.encode()).hexdigest()
+    # The value the code before pydantic serialized it gave (so ids made then still match).
+    assert Product(product_id="q", title="Blue").content_hash() == (
+        "f2c1c1d7a357eb9bdcc8dfa77ac400879f34be62549b785b3fd23449bc736f10"
+    )
 
 
 def test_edited_feedback_needs_final_text() -> None:
