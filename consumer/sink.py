@@ -16,6 +16,7 @@ import mode
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from consumer.source import aiokafka_config
 from schemas.settings import KafkaSettings
@@ -62,7 +63,7 @@ class KafkaSink:
             topic: sorted(await producer.partitions_for(topic))
             for topic in {record.topic for record in records}
         }
-        open_batches: dict[tuple[str, int], Any] = {}
+        open_batches: dict[tuple[str, int], BatchBuilder] = {}
         deliveries: list[Awaitable[Any]] = []
         for record in records:
             candidates = partitions[record.topic]
@@ -83,12 +84,14 @@ class KafkaSink:
         return asyncio.gather(*deliveries)
 
 
-async def _submit(producer: AIOKafkaProducer, batch: Any, destination: tuple[str, int]) -> Any:
+async def _submit(
+    producer: AIOKafkaProducer, batch: BatchBuilder, destination: tuple[str, int]
+) -> Any:
     topic, partition = destination
     return await producer.send_batch(batch, topic, partition=partition)
 
 
-def _append(batch: Any, record: Outgoing) -> bool:
+def _append(batch: BatchBuilder, record: Outgoing) -> bool:
     added = batch.append(
         key=record.key, value=record.value, timestamp=None, headers=list(record.headers)
     )
