@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from consumer.kafka import ensure_topics
+from consumer.sink import new_producer
 from consumer.source import aiokafka_config, next_offsets
 from plugins.generators.hf import TransformersSpec
 from plugins.validators import CopyReviewer
@@ -86,7 +87,7 @@ async def publish(producer: AIOKafkaProducer, topic: str, event: AdapterReleased
 
 
 async def announce(kafka: KafkaSettings, topic: str, event: AdapterReleased) -> None:
-    producer = AIOKafkaProducer(**aiokafka_config(kafka), acks="all")
+    producer = new_producer(kafka, client_id="copyflow-announce")
     await producer.start()
     try:
         await publish(producer, topic, event)
@@ -129,7 +130,7 @@ class Trainer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
-        producer = AIOKafkaProducer(**aiokafka_config(kafka), acks="all")
+        producer = new_producer(kafka, client_id="copyflow-announce")
         await consumer.start()
         await producer.start()
         training: asyncio.Task[Trained] | None = None
