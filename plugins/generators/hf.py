@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
+from plugins.generators import decoding, packing
 from plugins.generators.base import MANIFEST, GenerationRequest, GenerationResult
 from plugins.generators.parsing import ParseError, parse_copy
 from plugins.generators.prompts import PromptTemplate, get_prompt
@@ -125,6 +126,12 @@ class TransformersGenerator:
             # Merged: generation then costs what the base model costs.
             model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
         self.model: Any = model.to(self.device).eval()
+        if packing.available(self.device, self.dtype):
+            packing.pack_linear_layers(self.model, rows_hint=batch_size)
+        # Our own decoding loop where the model's attention is one it reproduces exactly.
+        self._own_loop = decoding.supports(self.model)
+        if self._own_loop:
+            self.model.set_attn_implementation(decoding.ATTENTION)
         self._served: set[str] = set()  # adapters loaded unmerged, chosen per request
         self._info = ModelInfo(
             base=name or location,
@@ -208,14 +215,38 @@ class TransformersGenerator:
     def _generate_batch(
         self, token_ids: Sequence[list[int]], adapters: Sequence[str | None]
     ) -> list[GenerationResult]:
-        """One forward batch. The prompts' common prefix (instructions and example) is run
-        once per adapter in the batch and its KV cache shared by the rows of that adapter;
-        rows are laid out as [prefix][padding][own suffix], the mask hiding the padding
-        (positions skip it)."""
+        """One forward batch; the prompts' common prefix (instructions and example) is computed
+        once per adapter in the batch."""
         names = self._adapter_names(adapters)
+        prefix = _common_prefix_length(token_ids)
+        if self._own_loop:
+            continuations = decoding.greedy(
+                self.model,
+                token_ids,
+                prefix,
+                max_new_tokens=self.max_new_tokens,
+                stop={self.tokenizer.eos_token_id},
+                adapters=names,
+            )
+        else:
+            continuations = self._generate_with_transformers(token_ids, prefix, names)
+        return [
+            _parsed(
+                self.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
+                len(ids),
+                len(tokens),
+            )
+            for tokens, ids in zip(continuations, token_ids, strict=True)
+        ]
+
+    def _generate_with_transformers(
+        self, token_ids: Sequence[list[int]], prefix: int, names: list[str] | None
+    ) -> list[list[int]]:
+        """transformers' generate(), for models whose attention the own loop does not cover.
+        The prefix's KV cache is shared by the rows of each adapter; rows are laid out as
+        [prefix][padding][own suffix], the mask hiding the padding (positions skip it)."""
         routing: dict[str, Any] = {} if names is None else {"adapter_names": names}
         pad = self.tokenizer.pad_token_id
-        prefix = _common_prefix_length(token_ids) if len(token_ids) > 1 else 0
         suffixes = [ids[prefix:] for ids in token_ids]
         width = max(len(suffix) for suffix in suffixes)
         rows = [token_ids[0][:prefix] + [pad] * (width - len(s)) + s for s in suffixes]
@@ -247,13 +278,8 @@ class TransformersGenerator:
                 eos_token_id=self.tokenizer.eos_token_id,
                 **routing,
             )
-        results = []
-        for row, ids in zip(output, token_ids, strict=True):
-            new = row[input_ids.shape[1] :]
-            new_tokens = int((new != pad).sum())
-            text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
-            results.append(_parsed(text, len(ids), new_tokens))
-        return results
+        ends = {pad, self.tokenizer.eos_token_id}
+        return [[t for t in row[input_ids.shape[1] :].tolist() if t not in ends] for row in output]
 
 
 def _common_prefix_length(token_ids: Sequence[list[int]]) -> int:

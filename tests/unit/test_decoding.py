@@ -1,0 +1,149 @@
+"""copyflow's own greedy loop against transformers' generate(), on tiny random models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+)
+
+from plugins.generators import GenerationRequest, decoding, get_prompt, packing
+from plugins.generators.hf import TransformersGenerator
+from schemas import Product
+
+EOS = 2
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Large initial weights: well separated logits, so greedy choices do not hinge on rounding.
+    config = LlamaConfig(
+        vocab_size=97,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.3,
+        eos_token_id=EOS,
+    )
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("llama")
+    LlamaForCausalLM(config).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def ours(model_dir: Path) -> Any:
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    assert decoding.supports(model)
+    model.set_attn_implementation(decoding.ATTENTION)
+    return model
+
+
+@pytest.fixture(scope="module")
+def reference(model_dir: Path) -> Any:
+    return AutoModelForCausalLM.from_pretrained(model_dir).eval()  # transformers' sdpa
+
+
+def alone(model: Any, prompt: list[int], max_new_tokens: int, stop: int = EOS) -> list[int]:
+    """transformers' generate() on one prompt, without the stop token."""
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=torch.tensor([prompt]),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=stop,
+            pad_token_id=stop,
+        )
+    new = out[0, len(prompt) :].tolist()
+    return new[: new.index(stop)] if stop in new else new
+
+
+SHARED = [5, 17, 33, 8, 41, 12, 9, 60]
+PROMPTS = [SHARED + tail for tail in ([3], [70, 71, 72, 73, 74, 75], [44, 45], [90] * 11, [6, 7])]
+
+
+def test_a_batch_with_a_shared_prefix_equals_each_prompt_alone(ours: Any, reference: Any) -> None:
+    got = decoding.greedy(ours, PROMPTS, len(SHARED), max_new_tokens=12, stop={EOS})
+    assert got == [alone(reference, p, 12) for p in PROMPTS]
+    assert all(len(tokens) == 12 for tokens in got if EOS not in tokens)
+
+
+def test_without_a_shared_prefix(ours: Any, reference: Any) -> None:
+    prompts = [[4, 5, 6], [50, 51], [7] * 9]
+    got = decoding.greedy(ours, prompts, 0, max_new_tokens=8, stop={EOS})
+    assert got == [alone(reference, p, 8) for p in prompts]
+
+
+def test_rows_that_stop_leave_the_batch_and_the_others_go_on_unchanged(
+    ours: Any, reference: Any
+) -> None:
+    free = [alone(reference, p, 12, stop=-1) for p in PROMPTS]
+    stop = free[0][2]  # the first row stops after two tokens, the others whenever they say it
+    got = decoding.greedy(ours, PROMPTS, len(SHARED), max_new_tokens=12, stop={stop})
+    assert got[0] == free[0][:2]
+    assert got == [tokens[: tokens.index(stop)] if stop in tokens else tokens for tokens in free]
+    assert any(len(tokens) == 12 for tokens in got), "some row must outlive the stopped ones"
+
+
+def test_a_single_prompt(ours: Any, reference: Any) -> None:
+    prompt = PROMPTS[3]
+    assert decoding.greedy(ours, [prompt], len(prompt) - 1, max_new_tokens=10, stop={EOS}) == [
+        alone(reference, prompt, 10)
+    ]
+
+
+def test_the_generator_uses_its_own_loop_and_agrees_with_generate(tiny_model_dir: Path) -> None:
+    generator = TransformersGenerator(
+        str(tiny_model_dir), get_prompt("v1"), device="cpu", max_new_tokens=10, batch_size=8
+    )
+    assert generator._own_loop
+    requests = [
+        GenerationRequest(Product(product_id=f"p{i}", title="lamp " + "white " * i), "default")
+        for i in range(6)
+    ]
+    own = [r.raw_text for r in generator.generate(requests)]
+    generator._own_loop = False
+    generator.model.set_attn_implementation("sdpa")
+    assert [r.raw_text for r in generator.generate(requests)] == own
+
+
+def test_models_the_loop_does_not_reproduce_use_generate(tmp_path: Path) -> None:
+    config = MistralConfig(
+        vocab_size=97,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=16,
+    )
+    assert not decoding.supports(MistralForCausalLM(config))
+
+
+def test_packed_linear_layers_compute_the_same_and_peft_still_adapts_them() -> None:
+    if not packing.available(torch.device("cpu"), torch.float32):
+        pytest.skip("this PyTorch build has no oneDNN")
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 48), torch.nn.ReLU(), torch.nn.Linear(48, 8))
+    x = torch.randn(5, 3, 32)
+    with torch.no_grad():
+        plain = model(x)
+    assert packing.pack_linear_layers(model, rows_hint=4) == 2
+    assert isinstance(model[0], packing.PackedLinear)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), plain, rtol=1e-5, atol=1e-5)
+        lora = LoraConfig(r=2, target_modules=["0"], init_lora_weights=False)
+        adapted = get_peft_model(model, lora)
+        assert not torch.allclose(adapted(x), plain, atol=1e-3), "LoRA must change the output"
