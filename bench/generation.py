@@ -9,7 +9,7 @@ Prints products/s and tokens/s for both, the ratio, how many greedy outputs are 
 peak memory; on a GPU it also runs the pool at larger batch sizes. The last line is one JSON
 object.
 
-    python -m bench.generation [--quick] [--products 64] [--batch-sizes 64] [--output F]
+    python -m bench.generation [--quick] [--products 64] [--batch-sizes 64] [--dtype D] [--output F]
 """
 
 from __future__ import annotations
@@ -83,6 +83,11 @@ def main() -> None:
     )
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--devices", default="auto", help="pool devices, as pool.devices")
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        help="for both paths; default float32 on CPU, bfloat16 on a GPU",
+    )
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
 
@@ -92,7 +97,7 @@ def main() -> None:
     batch_sizes = [
         int(b) for b in (args.batch_sizes or ("64,128,256,512" if cuda else "64")).split(",")
     ]
-    dtype = "bfloat16" if cuda else "float32"
+    dtype = args.dtype or ("bfloat16" if cuda else "float32")
     spec = TransformersSpec(
         location=str(prepare_default_model(Settings().model.cache_dir)),
         prompt_version="v1",

@@ -6,6 +6,8 @@ concatenation, and rows that have finished keep being computed. This loop instea
 
 - computes the shared prefix (instructions and example) once per adapter and keeps a single
   copy of its keys and values, which every row reads through one matrix product;
+- runs the rest of the prompts packed, one after another, so no padding goes through the
+  layers; their attention runs in the fused kernel, row by row side by side;
 - writes each row's keys and values in place into buffers sized for the whole generation;
 - groups query heads onto their key-value head instead of repeating keys and values;
 - drops rows from the batch as they finish.
@@ -311,9 +313,7 @@ def _read_prompts(
     """Run prompts of one adapter: the shared prefix once, then the rest of every prompt packed
     one after the other, so no padding goes through the layers. In the cache and in attention
     each row is left-padded to ``width``; a padding column is a key no query sees (but its
-    own, so that no softmax is empty); positions count only real tokens.
-
-    """
+    own, so that no softmax is empty); positions count only real tokens."""
     device = model.device
     routing = {} if adapter is None else {"adapter_names": [adapter]}
     cache = RowCache(capacity)
