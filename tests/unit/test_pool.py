@@ -31,7 +31,7 @@ class FailingSpec(TransformersSpec):
         return _Failing(super().build(device))
 
 
-class _Failing:
+class _Wrapping:
     def __init__(self, inner: TransformersGenerator) -> None:
         self.inner = inner
 
@@ -39,12 +39,28 @@ class _Failing:
     def model_info(self) -> Any:
         return self.inner.model_info
 
+
+class _Failing(_Wrapping):
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         if any(r.product.product_id.startswith("poison") for r in requests):
             raise ValueError("poisoned request")
         if len(requests) > 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
         return self.inner.generate(requests)
+
+
+@dataclass(frozen=True)
+class BatchNamingSpec(TransformersSpec):
+    """Builds a generator whose answer to each request names the products of its batch."""
+
+    def build(self, device: str) -> Any:
+        return _BatchNaming(super().build(device))
+
+
+class _BatchNaming(_Wrapping):
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        names = ",".join(sorted(r.product.product_id for r in requests))
+        return [GenerationResult(names, None, None, "named", 1, 1) for _ in requests]
 
 
 def spec_for(
@@ -120,6 +136,20 @@ def test_batches_close_at_max_batch_or_max_wait(tiny_model_dir: Path) -> None:
 
     with_pool(pool, body)
     assert pool.stats.batch_sizes == {8: 1, 3: 1}
+
+
+def test_a_queue_the_idle_processes_can_take_is_dealt_out_by_prompt_length(
+    tiny_model_dir: Path,
+) -> None:
+    pool = pool_for(
+        spec_for(tiny_model_dir, cls=BatchNamingSpec), devices=["cpu", "cpu"], max_wait_s=0.3
+    )
+    # Prompt lengths grow with the index: the shortest half in one batch would leave one process
+    # with far less work than the other.
+    results = with_pool(pool, lambda pool: pool.generate(requests(12)))
+    batches = {r.raw_text for r in results}
+    assert pool.stats.batch_sizes == {6: 2}
+    assert batches == {"p0,p10,p2,p4,p6,p8", "p1,p11,p3,p5,p7,p9"}
 
 
 def test_killing_a_worker_mid_batch_loses_no_request(
