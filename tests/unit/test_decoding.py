@@ -20,21 +20,19 @@ from plugins.generators.hf import TransformersGenerator
 from schemas import Product
 
 EOS = 2
+TINY: dict[str, Any] = {
+    "vocab_size": 97,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Large initial weights: well separated logits, so greedy choices do not hinge on rounding.
-    config = LlamaConfig(
-        vocab_size=97,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        initializer_range=0.3,
-        eos_token_id=EOS,
-    )
+    config = LlamaConfig(**TINY, num_hidden_layers=2, initializer_range=0.3, eos_token_id=EOS)
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("llama")
     LlamaForCausalLM(config).save_pretrained(directory)
@@ -117,16 +115,8 @@ def test_the_generator_uses_its_own_loop_and_agrees_with_generate(tiny_model_dir
     assert [r.raw_text for r in generator.generate(requests)] == own
 
 
-def test_models_the_loop_does_not_reproduce_use_generate(tmp_path: Path) -> None:
-    config = MistralConfig(
-        vocab_size=97,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        sliding_window=16,
-    )
+def test_a_sliding_window_model_is_left_to_generate() -> None:
+    config = MistralConfig(**TINY, num_hidden_layers=1, sliding_window=16)
     assert not decoding.supports(MistralForCausalLM(config))
 
 
