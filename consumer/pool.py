@@ -467,7 +467,11 @@ class WorkerPool:
             return [[self._pending.popleft()]]
         fresh = sorted((r for r in self._pending if r.attempts == 0), key=lambda r: r.length)
         self._pending = deque(r for r in self._pending if r.attempts > 0)
-        return [fresh[i::hands] for i in range(min(hands, len(fresh)))]
+        batches: list[list[_Request]] = [[] for _ in range(min(hands, len(fresh)))]
+        for index, request in enumerate(fresh):  # back and forth: 0, 1, 1, 0, 0, 1, ...
+            lap, seat = divmod(index, len(batches))
+            batches[seat if lap % 2 == 0 else len(batches) - 1 - seat].append(request)
+        return batches
 
     def _send(self, slot: _Slot, batch: list[_Request]) -> None:
         slot.batch = batch

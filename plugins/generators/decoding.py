@@ -20,7 +20,7 @@ equal those of generating each prompt alone (the tests compare it with ``generat
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from transformers import AttentionInterface
@@ -28,16 +28,21 @@ from transformers import AttentionInterface
 ATTENTION = "copyflow_shared_prefix"
 
 
+# Model types whose attention is the plain causal attention this loop reproduces: rotary
+# positions inside the attention module, keys and values through the cache's update(), then the
+# attention interface. Others (sliding windows, attention sinks, latent attention, ...) use
+# transformers' generate().
+SUPPORTED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
+
+
 def supports(model: Any) -> bool:
-    """Whether the model's attention is plain causal attention over a key-value cache (Llama,
-    Qwen2, Mistral without a sliding window, ...), which is what this loop reproduces."""
+    """Whether this loop reproduces the model's attention."""
     config = model.config
     return (
-        getattr(config, "sliding_window", None) is None
-        and getattr(config, "attn_logit_softcapping", None) is None
-        and not getattr(config, "is_encoder_decoder", False)
+        getattr(config, "model_type", None) in SUPPORTED_MODEL_TYPES
+        and getattr(config, "sliding_window", None) is None
+        and all(kind == "full_attention" for kind in getattr(config, "layer_types", None) or [])
         and type(model).__name__.endswith("ForCausalLM")
-        and getattr(model, "_supports_attention_backend", False)
     )
 
 
@@ -119,18 +124,21 @@ def shared_prefix_attention(
     dropout: float = 0.0,
     scaling: float | None = None,
     rows: RowCache | None = None,
-    **_: Any,
+    **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """Attention of ``query`` [batch, heads, q, dim] over the shared prefix (if ``rows`` holds
     one) followed by each row's own ``key``/``value`` [batch, kv_heads, L, dim], where
     ``attention_mask`` [batch, 1, q, L] (bool) says which of the row's own keys each query sees.
     Packed queries [1, heads, tokens, dim] are laid out in rows for it, and back."""
+    unknown = {k for k in ("sliding_window", "softcap", "s_aux") if kwargs.get(k) is not None}
+    if unknown or not hasattr(module, "layer_idx"):
+        raise NotImplementedError(f"attention with {sorted(unknown) or 'no layer index'}")
     packing = rows.packing if rows is not None else None
     if packing is not None:
         packed = query
         query = packed.new_zeros((key.shape[0], packed.shape[1], key.shape[2], packed.shape[3]))
         query[packing[0], :, packing[1]] = packed[0].transpose(0, 1)
-    layer = getattr(module, "layer_idx", 0)
+    layer = cast(int, module.layer_idx)
     prefix = None
     if rows is not None and rows.prefix_keys:
         prefix = (rows.prefix_keys[layer], rows.prefix_values[layer], rows.owner)
@@ -244,6 +252,8 @@ def greedy(
     """The greedy continuation of each prompt (without its stop token). The prompts' first
     ``prefix_length`` tokens must be equal. ``adapters`` names each row's LoRA adapter (peft)."""
     device = model.device
+    if prefix_length >= min(len(ids) for ids in prompts):
+        raise ValueError("every prompt needs a token after the shared prefix")
     width = max(len(ids) for ids in prompts) - prefix_length
     capacity = width + max_new_tokens
     names = list(adapters) if adapters is not None else [None] * len(prompts)

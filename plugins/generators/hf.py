@@ -128,7 +128,7 @@ class TransformersGenerator:
         self.model: Any = model.to(self.device).eval()
         if packing.available(self.device, self.dtype):
             packing.pack_linear_layers(self.model, rows_hint=batch_size)
-        # Our own decoding loop where the model's attention is one it reproduces exactly.
+        # Our own decoding loop for the model types whose attention it reproduces.
         self._own_loop = decoding.supports(self.model)
         if self._own_loop:
             self.model.set_attn_implementation(decoding.ATTENTION)

@@ -27,6 +27,19 @@ class PackedLinear(torch.nn.Linear):
 
     packed: torch.Tensor
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> torch.nn.Linear:
+        # A copy is a plain nn.Linear: oneDNN's layout cannot be copied, and whoever copies a
+        # layer (peft's modules_to_save) goes on to change its weights.
+        copied = torch.nn.Linear(
+            self.in_features,
+            self.out_features,
+            bias=self.bias is not None,
+            device=self.weight.device,
+            dtype=self.weight.dtype,
+        )
+        copied.load_state_dict(self.state_dict())
+        return copied
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(
             x, self.packed, self.bias, "none", [], ""
@@ -37,9 +50,12 @@ class PackedLinear(torch.nn.Linear):
 def available(device: torch.device, dtype: torch.dtype) -> bool:
     return (
         device.type == "cpu"
-        and dtype in (torch.float32, torch.bfloat16)
         and torch.backends.mkldnn.is_available()
         and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        and (
+            dtype == torch.float32
+            or (dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        )
     )
 
 
