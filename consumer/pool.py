@@ -434,7 +434,7 @@ class WorkerPool:
                     break
                 if len(idle) > 1 and len(self._pending) <= self.max_batch * len(idle):
                     # The idle processes can take the whole queue: deal it out by prompt
-                    # length, so that each gets an equal share of the work.
+                    # length, so that each gets about the same work.
                     for slot, batch in zip(idle, self._deal(len(idle)), strict=False):
                         self._send(slot, batch)
                 else:
