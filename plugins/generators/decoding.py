@@ -115,6 +115,15 @@ class RowCache:
             self.owner = self.owner[rows]
 
 
+class _Prefix(NamedTuple):
+    """One layer's shared prefix: keys and values [adapters, kv_heads, P, dim], and each row's
+    adapter (None: one adapter for all)."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    owner: torch.Tensor | None
+
+
 def shared_prefix_attention(
     module: torch.nn.Module,
     query: torch.Tensor,
@@ -141,7 +150,7 @@ def shared_prefix_attention(
     layer = cast(int, module.layer_idx)
     prefix = None
     if rows is not None and rows.prefix_keys:
-        prefix = (rows.prefix_keys[layer], rows.prefix_values[layer], rows.owner)
+        prefix = _Prefix(rows.prefix_keys[layer], rows.prefix_values[layer], rows.owner)
     scale = scaling or query.shape[-1] ** -0.5
     if query.shape[2] > 1:
         out = _reading(query, key, value, attention_mask, scale, prefix)
@@ -151,9 +160,6 @@ def shared_prefix_attention(
     if packing is not None:
         return out[packing[0], packing[1]][None], None
     return out.contiguous(), None
-
-
-_Prefix = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
 
 
 def _reading(
@@ -198,30 +204,31 @@ def _stepping(
             ~mask[:, :, None], -torch.inf
         )
     if prefix is not None:
-        scores = torch.cat([_prefix_product(grouped, prefix[0], prefix[2]), scores], -1)
+        prefix_keys = prefix.keys.transpose(-1, -2)
+        scores = torch.cat([_prefix_product(grouped, prefix_keys, prefix.owner), scores], -1)
     probs = torch.softmax(scores * scale, dim=-1, dtype=torch.float32).to(value.dtype)
     if prefix is None:
         return torch.matmul(probs, value).view(batch, heads, q_len, dim)
-    width = prefix[1].shape[2]
+    width = prefix.values.shape[2]
     out = torch.matmul(probs[..., width:], value)
-    out += _prefix_product(probs[..., :width], prefix[1], prefix[2], True)
+    out += _prefix_product(probs[..., :width], prefix.values, prefix.owner)
     return out.view(batch, heads, q_len, dim)
 
 
 def _prefix_product(
-    left: torch.Tensor, prefix: torch.Tensor, owner: torch.Tensor | None, values: bool = False
+    left: torch.Tensor, right: torch.Tensor, owner: torch.Tensor | None
 ) -> torch.Tensor:
-    """``left`` [batch, kv, n, m] times each row's prefix keys (transposed) or values
-    [kv, P, dim]; the batch is folded into one matrix per key-value head, so the prefix is read
-    once rather than once per row."""
+    """``left`` [batch, kv, n, m] times each row's prefix matrix ``right`` [adapters, kv, m, k]
+    (the keys transposed, or the values); the batch is folded into one matrix per key-value
+    head, so the prefix is read once rather than once per row."""
     if owner is None:
-        return _folded(left, prefix[0], values)
+        return _folded(left, right[0])
     out: torch.Tensor | None = None
-    for adapter in range(prefix.shape[0]):
+    for adapter in range(right.shape[0]):
         chosen = (owner == adapter).nonzero().flatten()
         if len(chosen) == 0:
             continue
-        part = _folded(left[chosen], prefix[adapter], values)
+        part = _folded(left[chosen], right[adapter])
         if out is None:
             out = part.new_zeros((left.shape[0], *part.shape[1:]))
         out[chosen] = part
@@ -229,10 +236,9 @@ def _prefix_product(
     return out
 
 
-def _folded(left: torch.Tensor, prefix: torch.Tensor, values: bool) -> torch.Tensor:
+def _folded(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     batch, kv_heads, n, m = left.shape
     folded = left.transpose(0, 1).reshape(kv_heads, batch * n, m)
-    right = prefix if values else prefix.transpose(-1, -2)
     return torch.matmul(folded, right).view(kv_heads, batch, n, -1).transpose(0, 1)
 
 
