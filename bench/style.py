@@ -22,19 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import SHARED_DATA, report
-from plugins.validators import CopyReviewer
+from copyflow.evaluation.data import messy
+from plugins.review import CopyReviewer
 from schemas import Product, load_settings
 from trainer.examples import Example
 from trainer.gate import decide, evaluate
 from trainer.lora import train_lora
-
-
-def messy(row: dict[str, str], rng: random.Random) -> str:
-    """The kind of raw title a catalog import gives: no gender or color, words in any order."""
-    drop = {w.lower() for field in ("gender", "color") for w in row.get(field, "").split()}
-    words = [w.lower() for w in row["title"].split() if w.lower() not in drop]
-    rng.shuffle(words)
-    return " ".join(words) or row["title"].lower()
 
 
 def house_examples(count: int, data_dir: Path = SHARED_DATA) -> list[Example]:

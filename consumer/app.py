@@ -96,6 +96,7 @@ class BatchReport:
     generated: int = 0
     cache_hits: int = 0
     skipped: int = 0  # unchanged content
+    unimproved: int = 0  # not published: no candidate improved on the original
     other_tenants: int = 0
     dead_letters: int = 0
     suggestion_ids: list[str] = field(default_factory=list)
@@ -208,8 +209,13 @@ class Copywriter:
         base = self.pool.model_info
         outgoing: list[Outgoing] = []
         published: list[tuple[Job, Suggestion]] = []
+        unimproved: list[Job] = []
+        skip_unimproved = self.settings.checks.skip_unimproved
         for job, event, outcome in zip(jobs, owners, outcomes, strict=True):
-            if isinstance(outcome, Suggestion):
+            if isinstance(outcome, Suggestion) and skip_unimproved and outcome.improved is False:
+                # Merchants are not asked to review their own text back.
+                unimproved.append(job)
+            elif isinstance(outcome, Suggestion):
                 outgoing.append(self._suggestion_record(outcome, job.suggestion_key(base)))
                 published.append((job, outcome))
             else:
@@ -220,11 +226,13 @@ class Copywriter:
         # 6. wait for the broker's acknowledgements
         await delivered
 
-        # 7. remember what was published
+        # 7. remember what was published (and what had nothing better to say)
         if self.cache is not None:
-            await self.cache.remember([job for job, _ in published], base)
+            await self.cache.remember([job for job, _ in published] + unimproved, base)
 
         # 8. count
+        report.unimproved = len(unimproved)
+        self.stats.unimproved += len(unimproved)
         self._count(report, published, dead)
         return report
 
@@ -256,10 +264,12 @@ class Copywriter:
         self.stats.suggestions["generated"] += report.generated
         self.stats.dead_letters.update(letter.kind for _, letter in dead)
         log.info(
-            "batch done: %d events, %d suggestions (%d from the cache), %d dead letters",
+            "batch done: %d events, %d suggestions (%d from the cache), %d not improved, "
+            "%d dead letters",
             report.events,
             len(published),
             report.cache_hits,
+            report.unimproved,
             report.dead_letters,
         )
 

@@ -18,6 +18,7 @@ error or timeout into "no cache" for ``retry_after_s``, logs once per outage and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -34,7 +35,7 @@ from redis.backoff import NoBackoff
 
 from consumer.dead_letters import DeadLetter
 from consumer.pipeline import Job
-from plugins.validators import Reviewed
+from plugins.review import Reviewed
 from schemas import CheckResult, ModelInfo
 from schemas.settings import CacheSettings, RedisSettings
 
@@ -166,20 +167,15 @@ def _text(value: bytes | str) -> str:
 
 
 def encode_copy(copy: Reviewed) -> bytes:
-    value = {
-        "title": copy.title,
-        "description": copy.description,
-        "fallback_used": copy.fallback_used,
-        "checks": [c.model_dump() for c in copy.checks],
-    }
+    value = dataclasses.asdict(copy)
     return json.dumps(value, ensure_ascii=False).encode()
 
 
 def decode_copy(raw: bytes | str) -> Reviewed | None:
     try:
         value = json.loads(raw)
-        checks = [CheckResult.model_validate(c) for c in value["checks"]]
-        return Reviewed(value["title"], value["description"], checks, value["fallback_used"])
+        value["checks"] = [CheckResult.model_validate(c) for c in value["checks"]]
+        return Reviewed(**value)
     except (ValueError, TypeError, KeyError):
         return None
 

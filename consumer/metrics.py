@@ -38,6 +38,7 @@ class FlowStats:
     dead_letters: Counter[str] = field(default_factory=Counter)  # by kind
     generate_seconds: float = 0.0  # time spent in the cache-and-generate step
     generate_batches: int = 0
+    unimproved: int = 0  # suggestions not published: no candidate improved on the original
 
 
 class StatsCollector(Collector):
@@ -80,6 +81,12 @@ class StatsCollector(Collector):
         for source in ("generated", "cache"):
             suggestions.add_metric([source], flow.suggestions[source])
         yield suggestions
+        yield CounterMetricFamily(
+            "copyflow_unimproved",
+            "Suggestions not published because no candidate improved on the original "
+            "(checks.skip_unimproved).",
+            value=flow.unimproved,
+        )
         dead = CounterMetricFamily(
             "copyflow_dead_letters", "Events and requests dead-lettered, by kind.", labels=["kind"]
         )

@@ -19,7 +19,7 @@ from consumer.dead_letters import DeadLetter
 from plugins.catalog import CatalogAdapter, InvalidEvent
 from plugins.channels import UnknownChannel, get_channel
 from plugins.generators import GenerationRequest, GenerationResult, Generator
-from plugins.validators import CopyReviewer, Reviewed
+from plugins.review import CopyReviewer, Reviewed
 from schemas import ModelInfo, ProductEvent, Suggestion
 
 log = logging.getLogger(__name__)
@@ -231,6 +231,11 @@ class Pipeline:
             model=job.model_info(model),
             checks=reviewed.checks,
             fallback_used=reviewed.fallback_used,
+            improved=reviewed.improved,
+            title_source=reviewed.title_source,
+            description_source=reviewed.description_source,
+            reason=reviewed.reason,
+            scores=reviewed.scores,
             cache_hit=cache_hit,
             latency_ms=latency_ms,
             content_hash=job.content_hash,

@@ -50,6 +50,7 @@ class Summary:
     generated: int = 0
     cache_hits: int = 0
     skipped: int = 0
+    unimproved: int = 0
     other_tenants: int = 0
     dead_letters: int = 0
     suggestion_ids: list[str] = field(default_factory=list)
@@ -60,6 +61,7 @@ class Summary:
         self.generated += report.generated
         self.cache_hits += report.cache_hits
         self.skipped += report.skipped
+        self.unimproved += report.unimproved
         self.other_tenants += report.other_tenants
         self.dead_letters += report.dead_letters
         self.suggestion_ids += report.suggestion_ids
@@ -70,10 +72,11 @@ class Summary:
             f"generated {self.generated}",
             f"cache hits {self.cache_hits}",
             f"skipped {self.skipped} (unchanged)",
+            f"not improved {self.unimproved}",
             f"dead letters {self.dead_letters}",
         ]
         if self.other_tenants:
-            parts.insert(4, f"other tenants {self.other_tenants}")
+            parts.insert(5, f"other tenants {self.other_tenants}")
         return ", ".join(parts)
 
 

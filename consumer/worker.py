@@ -18,7 +18,7 @@ from consumer.pipeline import Pipeline
 from consumer.pool import WorkerPool
 from consumer.sink import ProducerService
 from consumer.source import BatchSource
-from plugins.validators import CopyReviewer
+from plugins.review import CopyReviewer
 from schemas import Settings
 from schemas.settings import setting_error
 

@@ -55,7 +55,7 @@ def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from copyflow.evaluation.data import DataError, load_items
-    from copyflow.evaluation.report import headline_table, write_report
+    from copyflow.evaluation.report import headline_table, sources_table, write_report
     from copyflow.evaluation.run import evaluate
     from plugins.channels import UnknownChannel, get_channel
 
@@ -68,18 +68,44 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         print(f"copyflow eval: {args.input}: no such file", file=sys.stderr)
         return 2
     try:
-        items = list(load_items(args.input, args.limit))
+        items = list(load_items(args.input, args.limit, messy_titles=args.messy))
     except DataError as exc:
         print(f"copyflow eval: {exc}", file=sys.stderr)
         return 2
     if not items:
         print(f"copyflow eval: {args.input}: no products", file=sys.stderr)
         return 2
-    results = evaluate(settings, items, args.channel)
+    results = evaluate(settings, items, args.channel, args.systems)
+    results["messy"] = args.messy
     report = write_report(results, args.report, args.input)
     print(headline_table(results))
+    if sources := sources_table(results):
+        print(f"\n{sources}")
     print(f"report: {report}")
     return 0
+
+
+def _systems(text: str) -> list[str]:
+    """--systems: a comma-separated list of the evaluation's systems."""
+    from copyflow.evaluation import SYSTEMS
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SYSTEMS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown system {', '.join(map(repr, unknown))}" if unknown else "no system named"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -306,17 +332,36 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--output", type=Path, help="suggestions JSONL (default: standard output)")
     gen.add_argument("--tenant", default="default", help="tenant for bare Product lines")
 
+    from copyflow.evaluation import SYSTEMS
+
     evaluation = command(
-        "eval", _cmd_eval, "score copyflow against the original text and a naive prompt"
+        "eval",
+        _cmd_eval,
+        "score copyflow against the original text, a naive prompt and a composed title",
     )
     evaluation.add_argument(
         "--input",
         type=Path,
         required=True,
-        help="JSONL: fashion_styles, myntra, ProductEvents or bare Products",
+        help="JSONL: fashion_styles, myntra, before/after pairs ({product, reference_title, "
+        "reference_description}), ProductEvents or bare Products",
     )
     evaluation.add_argument("--channel", default="default", help="channel whose rules apply")
-    evaluation.add_argument("--limit", type=int, help="first N products only")
+    evaluation.add_argument("--limit", type=_positive, help="first N products only")
+    evaluation.add_argument(
+        "--systems",
+        type=_systems,
+        default=list(SYSTEMS),
+        metavar="NAME[,NAME...]",
+        help=f"systems to score, of {', '.join(SYSTEMS)} (default: all; naive and copyflow "
+        "each take a generation pass)",
+    )
+    evaluation.add_argument(
+        "--messy",
+        action="store_true",
+        help="fashion_styles input only: give each product a messy title made from its real "
+        "one (as bench/style.py does), and score against the real title",
+    )
     evaluation.add_argument(
         "--report", type=Path, required=True, help="folder for report.md, charts, metrics.json"
     )

@@ -79,6 +79,8 @@ def run_demo(settings: Settings, catalog: Path, timeout_s: float, out: Path | No
                 "COPYFLOW_CACHE__TTL_S": "3600",
                 "COPYFLOW_CACHE__SEEN_TTL_S": "3600",
                 "COPYFLOW_METRICS__PORT": os.environ.get("COPYFLOW_METRICS__PORT", "0"),
+                # The demo shows every product's verdict, the unimproved ones too.
+                "COPYFLOW_CHECKS__SKIP_UNIMPROVED": "false",
             }
             with (workdir / "worker.log").open("wb") as worker_log:
                 worker = subprocess.Popen(
@@ -195,14 +197,22 @@ def render_table(result: DemoResult, width: int = 44) -> str:
         text = " ".join(text.split())
         return text if len(text) <= width else text[: width - 1] + "…"
 
-    rows = [("product", "original title", "suggested title", "checks")]
+    rows = [("product", "original title", "suggested title", "improved", "title from")]
     for s in result.suggestions:
-        failed = [c.name for c in s.checks if not c.passed]
-        status = "fallback: " + ",".join(failed) if s.fallback_used else "ok"
-        rows.append((s.product_id, cell(s.input.title), cell(s.title), status))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        improved = "yes" if s.improved else "no"
+        rows.append(
+            (s.product_id, cell(s.input.title), cell(s.title), improved, s.title_source or "-")
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(col.ljust(w) for col, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    unimproved = sum(not s.improved for s in result.suggestions)
+    lines.append(
+        f"improved {len(result.suggestions) - unimproved} of {len(result.suggestions)}; with "
+        "checks.skip_unimproved (the default) the worker publishes nothing for the other "
+        f"{unimproved}."
+    )
     lines.append("")
     lines.append(f"dead letters ({len(result.dead)}):")
     for _, headers in result.dead:

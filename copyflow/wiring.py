@@ -11,7 +11,7 @@ from plugins.catalog import JsonCatalogAdapter
 from plugins.generators import get_prompt
 from plugins.generators.hf import TransformersGenerator, TransformersSpec
 from plugins.generators.smollm2 import DEFAULT_MODEL, prepare_default_model
-from plugins.validators import CopyReviewer
+from plugins.review import CopyReviewer
 from schemas import Settings, SettingsError
 from schemas.settings import setting_error
 
@@ -41,6 +41,8 @@ def build_spec(settings: Settings) -> TransformersSpec:
         max_new_tokens=model.max_new_tokens,
         max_input_tokens=model.max_input_tokens,
         batch_size=model.batch_size,
+        max_title_tokens=model.max_title_tokens,
+        max_description_tokens=model.max_description_tokens,
     )
 
 

@@ -127,3 +127,28 @@ INJECTION = re.compile(
     r"\bdisregard\b|\bnew\s+instructions?\b|\byou\s+are\s+now\b)|"
     r"(?i:^\W*(?:system|assistant)\s*:)|\b(?:TITLE|DESCRIPTION)\s*:"
 )
+
+# Common product-type nouns across catalogs (singular): a description that names one the
+# product's fields do not give is describing another product ("a mug" for a lipstick).
+PRODUCT_NOUNS = words(
+    """
+    mug cup tea coffee kettle teapot bottle jar plate bowl glass pan pot skillet knife fork
+    spoon lamp bulb light chair table sofa desk bed mattress pillow blanket towel curtain rug
+    shirt tshirt t-shirt top blouse dress skirt jeans trouser pant short jacket coat hoodie
+    sweater sweatshirt kurta saree sari dupatta legging sock shoe sneaker sandal boot heel
+    slipper flip-flop bag backpack wallet belt watch bracelet necklace earring ring cap hat
+    scarf glove sunglasses lipstick mascara foundation perfume shampoo conditioner soap lotion
+    cream serum oat cereal rice pasta flour sugar coffee juice beer wine snack chocolate biscuit
+    phone smartphone tablet laptop charger cable headphone earphone speaker camera keyboard
+    mouse monitor television tv router battery filter dumbbell mat ball racket bicycle helmet
+    toy doll puzzle book pen notebook
+    """
+)
+
+# Kept upper case when a lower-case title is capitalised.
+ACRONYMS = words(
+    "led usb hdmi tv lcd oled uv ac dc hd uhd ssd hdd ram cpu gpu pc nfc gps spf bpa diy "
+    "xs xl xxl xxxl"
+)
+# Not capitalised inside a title.
+SMALL_WORDS = words("a an and or the of for with in on to by at from")

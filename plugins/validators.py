@@ -8,14 +8,13 @@ be found in the product's own fields, or the copy is repaired or replaced.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from plugins.channels import ChannelRules
 from plugins.channels.base import has_phrase
-from plugins.fallback import split_injected, template_copy
+from plugins.fallback import split_injected
 from plugins.lexicon import (
     BRANDS,
     COLORS,
@@ -77,7 +76,7 @@ def _value(number: str) -> str:
     return re.sub(r"(\.\d*?)0+$", r"\1", number).removesuffix(".")
 
 
-def _numbers(text: str) -> list[tuple[str, str, str]]:
+def numbers_in(text: str) -> list[tuple[str, str, str]]:
     """(matched text, number, canonical unit or '') for each number; "40x60" is two numbers,
     "1,000" is 1000 and "1,5" is 1.5."""
     text = _DIMENSIONS.sub(r"\1 ", text)
@@ -101,7 +100,7 @@ class Grounding:
     @classmethod
     def of(cls, product: Product) -> Grounding:
         source = _source_text(product)
-        found = _numbers(source)
+        found = numbers_in(source)
         units: dict[str, set[str]] = {}
         for _, number, unit in found:
             units.setdefault(number, set()).add(unit)
@@ -124,7 +123,7 @@ class Grounding:
         """The values in text that the product's fields do not support, in order (and any
         instruction-like phrase, or a word only an instruction in the product text gave)."""
         found: list[str] = []
-        for matched, number, unit in _numbers(text):
+        for matched, number, unit in numbers_in(text):
             if not self._supports_number(number, unit):
                 found.append(matched.strip())
         found += [m.group(0) for m in INJECTION.finditer(text)]
@@ -237,113 +236,3 @@ def complete_title(product: Product, title: str, description: str) -> tuple[str,
         completed = " ".join(p for p in (brand, prefix, title) if p)
     detail = "added to the title: " + ", ".join(added)
     return completed, CheckResult(name="coverage", passed=True, detail=detail)
-
-
-@dataclass(frozen=True)
-class Reviewed:
-    title: str
-    description: str
-    checks: list[CheckResult]
-    fallback_used: bool
-
-
-# Bump when a check's behaviour changes: cached checked copy then misses and is checked anew.
-CHECKS_VERSION = "1"
-
-
-class CopyReviewer:
-    """Checks generated copy for one channel; repairs it once; else falls back to the template."""
-
-    def __init__(self, banned_phrases: Sequence[str] = ()) -> None:
-        self.banned_phrases = tuple(banned_phrases)
-
-    @property
-    def fingerprint(self) -> str:
-        """What the checks' verdicts depend on besides the copy, product and channel."""
-        text = "\x1f".join([CHECKS_VERSION, *self.banned_phrases])
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def checks(
-        self, product: Product, rules: ChannelRules, title: str, description: str
-    ) -> list[CheckResult]:
-        text = f"{title}\n{description}"
-        return [
-            check_not_degenerate(text),
-            check_grounded(Grounding.of(product), title, description),
-            check_phrases(title, description, self.banned_phrases, rules),
-            check_language(text, product.locale),
-        ]
-
-    def review(
-        self,
-        product: Product,
-        rules: ChannelRules,
-        title: str | None,
-        description: str | None,
-        parse_error: str | None,
-    ) -> Reviewed:
-        checks = [CheckResult(name="parsed", passed=parse_error is None, detail=parse_error or "")]
-        if title is not None and description is not None and parse_error is None:
-            first = self.checks(product, rules, title, description)
-            checks += first
-            if all(c.passed for c in first):
-                return self._fitted(product, rules, title, description, checks, fallback=False)
-            repaired = self._repair(product, rules, title, description)
-            if repaired is not None:
-                again = self.checks(product, rules, *repaired)
-                failed = [c for c in again if not c.passed]
-                checks.append(
-                    CheckResult(
-                        name="repair",
-                        passed=not failed,
-                        detail="; ".join(f"{c.name}: {c.detail}" for c in failed)
-                        or "removed what the checks found",
-                    )
-                )
-                if not failed:
-                    return self._fitted(product, rules, *repaired, checks, fallback=False)
-        fallback_title, fallback_description = template_copy(product)
-        return self._fitted(
-            product, rules, fallback_title, fallback_description, checks, fallback=True
-        )
-
-    def _repair(
-        self, product: Product, rules: ChannelRules, title: str, description: str
-    ) -> tuple[str, str] | None:
-        """Remove what the checks object to: unsupported values and banned or promotional
-        phrases from the title, whole sentences from the description. None if nothing useful
-        is left, or the problem (language, a looping model) cannot be cut out."""
-        text = f"{title}\n{description}"
-        if not check_not_degenerate(text).passed or not check_language(text, product.locale).passed:
-            return None
-        grounding = Grounding.of(product)
-        phrases = [*self.banned_phrases, *rules.promotional_phrases]
-        bad = grounding.unsupported(text)
-        fixed_title = title
-        for value in [*bad, *phrases]:
-            fixed_title = re.sub(rf"(?i)(?<!\w){re.escape(value)}(?!\w)", " ", fixed_title)
-        fixed_title = " ".join(fixed_title.split()).strip(" ,;:-|&")
-        kept = []
-        for sentence in _SENTENCE.split(description):
-            if grounding.unsupported(sentence) or any(has_phrase(sentence, p) for p in phrases):
-                continue
-            kept.append(sentence)
-        fixed_description = " ".join(kept)
-        if len(fixed_title.split()) < 2:
-            return None
-        if not fixed_description:
-            fixed_description = template_copy(product)[1]
-        return fixed_title, fixed_description
-
-    @staticmethod
-    def _fitted(
-        product: Product,
-        rules: ChannelRules,
-        title: str,
-        description: str,
-        checks: list[CheckResult],
-        fallback: bool,
-    ) -> Reviewed:
-        title, coverage = complete_title(product, title, description)
-        fitted_title, fitted_description, length = rules.fit(title, description)
-        return Reviewed(fitted_title, fitted_description, [*checks, coverage, length], fallback)

@@ -116,7 +116,30 @@ class Suggestion(_Output):
     description: str
     model: ModelInfo
     checks: list[CheckResult]
-    fallback_used: bool = Field(description="True when the text is the deterministic template.")
+    fallback_used: bool = Field(
+        description="True when the title is not the model's (nor its repair): the judge chose "
+        "the cleaned or composed title, or the original."
+    )
+    improved: bool | None = Field(
+        default=None,
+        description="Whether the copy scores better than the merchant's original (None: made "
+        "before copyflow judged copy).",
+    )
+    title_source: str | None = Field(
+        default=None,
+        description="The winning title candidate: original, cleaned, composed, repaired, model.",
+    )
+    description_source: str | None = Field(
+        default=None,
+        description="The winning description candidate: original, cleaned, template, "
+        "repaired, model.",
+    )
+    reason: str | None = Field(default=None, description="Why those candidates won.")
+    scores: dict[str, float] = Field(
+        default_factory=dict,
+        description="The judge's scores: title, original_title, description, "
+        "original_description.",
+    )
     cache_hit: bool = False
     latency_ms: float = Field(ge=0)
     content_hash: str

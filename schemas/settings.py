@@ -114,10 +114,32 @@ class ModelSettings(_Section):
     )
     cache_dir: Path = Field(default=Path("~/.cache/copyflow/models"))
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    max_new_tokens: int = Field(default=80, ge=8, le=2048)
+    max_new_tokens: int = Field(
+        default=140,
+        ge=8,
+        le=2048,
+        description="Overall cap on generated tokens per suggestion, markers included.",
+    )
+    max_title_tokens: int = Field(
+        default=40,
+        ge=4,
+        le=2048,
+        description="Title budget in tokens (framed prompts, v3 on): when it is spent the "
+        "description starts.",
+    )
+    max_description_tokens: int = Field(
+        default=90,
+        ge=4,
+        le=2048,
+        description="Description budget in tokens (framed prompts, v3 on); a description it "
+        "cuts is cut back to its last complete sentence.",
+    )
     max_input_tokens: int = Field(default=1024, ge=32, le=32768)
     batch_size: int = Field(default=32, ge=1, le=1024, description="Requests per batch.")
-    prompt_version: str = "v1"
+    prompt_version: str = Field(
+        default="v3",
+        description="Prompt template: v3 (framed answer, budgets per field), v2, v1, naive.",
+    )
 
 
 class PoolSettings(_Section):
@@ -133,6 +155,12 @@ class PoolSettings(_Section):
 
 
 class ChecksSettings(_Section):
+    skip_unimproved: bool = Field(
+        default=True,
+        description="Publish nothing for a product when no candidate improves on the "
+        "merchant's original title and description (counted as not improved); false "
+        "publishes every suggestion, with improved=false where it is the original back.",
+    )
     banned_phrases: list[str] = Field(
         default_factory=list,
         description="Phrases no suggestion may contain (case-insensitive), on top of each "

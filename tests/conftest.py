@@ -155,6 +155,8 @@ def worker_env(
         "COPYFLOW_METRICS__PORT": "0",
         "COPYFLOW_MODEL__NAME": str(tiny_model_dir),
         "COPYFLOW_MODEL__MAX_NEW_TOKENS": "16",
+        # These tests count one suggestion per event; the skip of unimproved copy has its own.
+        "COPYFLOW_CHECKS__SKIP_UNIMPROVED": "false",
         "COPYFLOW_WORKER__DATA_DIR": str(tmp_path / "worker-data"),
         "PYTHONPATH": str(REPO),
     }

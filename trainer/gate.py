@@ -8,12 +8,23 @@ from dataclasses import dataclass
 from plugins.channels import get_channel
 from plugins.generators import GenerationRequest
 from plugins.generators.hf import TransformersGenerator
+from plugins.review import CopyReviewer
 from plugins.similarity import rouge_l
-from plugins.validators import CopyReviewer
 from trainer.examples import Example
 
-# The checks whose first-pass failures the scores count, so two models' reports line up.
-_CHECKS = ("parsed", "not_degenerate", "grounded", "style", "language")
+# The judge's findings whose failures on the model's own copy the scores count, so two
+# models' reports line up.
+_CHECKS = (
+    "parsed",
+    "new_words",
+    "type_kept",
+    "numbers_kept",
+    "grounded",
+    "complete",
+    "not_degenerate",
+    "style",
+    "language",
+)
 
 
 def evaluate(
@@ -38,12 +49,16 @@ def evaluate(
         titles.append(rouge_l(reviewed.title, example.title))
         descriptions.append(rouge_l(reviewed.description, example.description))
         exact += reviewed.title.strip().lower() == example.title.strip().lower()
-        clean += not reviewed.fallback_used and all(
-            c.passed for c in reviewed.checks if c.name != "repair"
-        )
-        for check in reviewed.checks:
-            if check.name in failed and not check.passed:
-                failed[check.name] += 1
+        # The model's own faults are listed as "model title:<finding>" and
+        # "model description:<finding>"; "parsed" is the answer's parse.
+        faults = {
+            c.name.split(":", 1)[-1]
+            for c in reviewed.checks
+            if not c.passed and (c.name.startswith("model ") or c.name == "parsed")
+        }
+        clean += not faults
+        for name in faults & failed.keys():
+            failed[name] += 1
     n = max(1, len(holdout))
     return {
         "rouge_l_title": sum(titles) / n,

@@ -14,7 +14,7 @@ from typing import Any
 from tqdm import tqdm
 
 from plugins.generators.hf import TransformersSpec, model_revision
-from plugins.validators import CopyReviewer
+from plugins.review import CopyReviewer
 from schemas.settings import TrainerSettings
 from trainer.examples import GLOBAL, Example, ExampleStore
 from trainer.gate import Verdict, decide, evaluate

@@ -24,7 +24,7 @@ from consumer.kafka import ensure_topics
 from consumer.sink import new_producer
 from consumer.source import aiokafka_config, next_offsets
 from plugins.generators.hf import TransformersSpec
-from plugins.validators import CopyReviewer
+from plugins.review import CopyReviewer
 from schemas import AdapterReleased, Settings
 from schemas.settings import KafkaSettings, TrainerSettings
 from trainer.examples import GLOBAL, ExampleStore

@@ -19,13 +19,18 @@ equal those of generating each prompt alone (the tests compare it with ``generat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, cast
 
 import torch
 from transformers import AttentionInterface
 
 ATTENTION = "copyflow_shared_prefix"
+
+# A per-step hook: given the live rows (indices into the prompts) and the token greedy decoding
+# proposes for each, the token each row emits instead (None: the row ends, emitting nothing) and
+# whether the row ends after emitting it.
+StepHook = Callable[[list[int], list[int]], list[tuple[int | None, bool]]]
 
 
 # Model types whose attention is the plain causal attention this loop reproduces: rotary
@@ -254,9 +259,12 @@ def greedy(
     max_new_tokens: int,
     stop: set[int],
     adapters: Sequence[str] | None = None,
+    hook: StepHook | None = None,
 ) -> list[list[int]]:
     """The greedy continuation of each prompt (without its stop token). The prompts' first
-    ``prefix_length`` tokens must be equal. ``adapters`` names each row's LoRA adapter (peft)."""
+    ``prefix_length`` tokens must be equal. ``adapters`` names each row's LoRA adapter (peft).
+    ``hook`` may replace each step's tokens and end rows (the answer frame); a stop token it
+    lets through still ends its row."""
     device = model.device
     if prefix_length >= min(len(ids) for ids in prompts):
         raise ValueError("every prompt needs a token after the shared prefix")
@@ -293,10 +301,13 @@ def greedy(
             cache.length += 1
             positions = positions + 1
             chosen = logits[:, -1].argmax(-1)
-        for row, token in zip(live, chosen.tolist(), strict=True):
-            if token not in stop:
-                outputs[row].append(token)
-        done = torch.isin(chosen, stop_ids)
+        if hook is None:
+            for row, token in zip(live, chosen.tolist(), strict=True):
+                if token not in stop:
+                    outputs[row].append(token)
+            done = torch.isin(chosen, stop_ids)
+        else:
+            done, chosen = _hooked(hook, live, chosen, stop, outputs)
         if bool(done.any()):
             kept = (~done).nonzero().flatten()
             if len(kept) == 0:
@@ -307,6 +318,30 @@ def greedy(
             if routing:
                 routing["adapter_names"] = [routing["adapter_names"][i] for i in kept.tolist()]
     return outputs
+
+
+def _hooked(
+    hook: StepHook,
+    live: list[int],
+    chosen: torch.Tensor,
+    stop: set[int],
+    outputs: list[list[int]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply the step hook: record each row's token; return which rows end and the tokens the
+    live rows feed back (an ending row's is never read)."""
+    decisions = hook(live, chosen.tolist())
+    ended: list[bool] = []
+    tokens: list[int] = []
+    for row, (token, last) in zip(live, decisions, strict=True):
+        if token is None or token in stop:
+            ended.append(True)
+            tokens.append(0)
+            continue
+        outputs[row].append(token)
+        ended.append(last)
+        tokens.append(token)
+    device = chosen.device
+    return torch.tensor(ended, device=device), torch.tensor(tokens, device=device)
 
 
 class _Read(NamedTuple):

@@ -11,12 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    DynamicCache,
+    LogitsProcessorList,
+    StoppingCriteriaList,
+)
 
 from plugins.generators import decoding, packing
 from plugins.generators.base import MANIFEST, GenerationRequest, GenerationResult
-from plugins.generators.parsing import ParseError, parse_copy
+from plugins.generators.frame import Frame, FrameHook, FrameLogits, FrameStop, frame_spec
+from plugins.generators.parsing import ParseError, finish_copy, parse_copy
 from plugins.generators.prompts import PromptTemplate, get_prompt
+from plugins.generators.utf8 import decode_complete
 from schemas import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -62,18 +70,21 @@ class TransformersSpec:
     prompt_version: str
     name: str | None = None
     dtype: str = "auto"
-    max_new_tokens: int = 80
+    max_new_tokens: int = 140
     max_input_tokens: int = 1024
     batch_size: int = 8
     adapter: str | None = None  # a LoRA adapter folder (peft) to apply to the model
     adapter_version: str | None = None
+    max_title_tokens: int = 40  # the framed prompts' budgets (the overall cap still applies)
+    max_description_tokens: int = 90
 
     @property
     def decoding(self) -> str:
         """The decoding parameters that shape an output (part of the cache key)."""
         return (
             f"greedy;dtype={self.dtype};max_new_tokens={self.max_new_tokens};"
-            f"max_input_tokens={self.max_input_tokens}"
+            f"max_input_tokens={self.max_input_tokens};max_title_tokens={self.max_title_tokens};"
+            f"max_description_tokens={self.max_description_tokens}"
         )
 
     def build(self, device: str) -> TransformersGenerator:
@@ -88,6 +99,8 @@ class TransformersSpec:
             batch_size=self.batch_size,
             adapter=self.adapter,
             adapter_version=self.adapter_version,
+            max_title_tokens=self.max_title_tokens,
+            max_description_tokens=self.max_description_tokens,
         )
 
 
@@ -102,11 +115,13 @@ class TransformersGenerator:
         name: str | None = None,
         device: str = "auto",
         dtype: str = "auto",
-        max_new_tokens: int = 80,
+        max_new_tokens: int = 140,
         max_input_tokens: int = 1024,
         batch_size: int = 8,
         adapter: str | None = None,
         adapter_version: str | None = None,
+        max_title_tokens: int = 40,
+        max_description_tokens: int = 90,
     ) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -118,6 +133,16 @@ class TransformersGenerator:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._frame = (
+            frame_spec(
+                self.tokenizer,
+                {self.tokenizer.eos_token_id},
+                max_title_tokens,
+                max_description_tokens,
+            )
+            if prompt.frame
+            else None
+        )
         model: Any = AutoModelForCausalLM.from_pretrained(location, dtype=self.dtype)
         revision = model_revision(location)
         if adapter is not None:
@@ -169,7 +194,7 @@ class TransformersGenerator:
         text: str = self.tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
         )
-        return text
+        return text + self.prompt.answer_prefix
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Generate for any number of requests: prompts of similar length share a batch."""
@@ -219,6 +244,7 @@ class TransformersGenerator:
         once per adapter in the batch."""
         names = self._adapter_names(adapters)
         prefix = _common_prefix_length(token_ids)
+        frames = None if self._frame is None else [Frame(self._frame) for _ in token_ids]
         if self._own_loop:
             continuations = decoding.greedy(
                 self.model,
@@ -227,25 +253,63 @@ class TransformersGenerator:
                 max_new_tokens=self.max_new_tokens,
                 stop={self.tokenizer.eos_token_id},
                 adapters=names,
+                hook=None if frames is None else FrameHook(frames),
             )
         else:
-            continuations = self._generate_with_transformers(token_ids, prefix, names)
+            continuations = self._generate_with_transformers(token_ids, prefix, names, frames)
+        if frames is None:
+            return [
+                self._result(tokens, len(ids))
+                for tokens, ids in zip(continuations, token_ids, strict=True)
+            ]
         return [
-            _parsed(
-                self.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
-                len(ids),
-                len(tokens),
-            )
-            for tokens, ids in zip(continuations, token_ids, strict=True)
+            self._framed_result(tokens, frame, len(ids))
+            for tokens, frame, ids in zip(continuations, frames, token_ids, strict=True)
         ]
 
+    def _result(self, tokens: list[int], prompt_tokens: int) -> GenerationResult:
+        """An unframed answer, parsed strictly, its fields cleaned (parsing.finish_copy)."""
+        raw = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        try:
+            parsed = parse_copy(decode_complete(self.tokenizer, tokens))
+            copy = finish_copy(parsed.title, parsed.description, self.prompt.invented)
+        except ParseError as exc:
+            return GenerationResult(raw, None, None, str(exc), prompt_tokens, len(tokens))
+        return GenerationResult(raw, copy.title, copy.description, None, prompt_tokens, len(tokens))
+
+    def _framed_result(
+        self, tokens: list[int], frame: Frame, prompt_tokens: int
+    ) -> GenerationResult:
+        """A framed answer: its fields are the tokens the frame put in each, not what the text
+        says (a title may hold the word DESCRIPTION), decoded and cleaned."""
+        raw = self.prompt.answer_prefix + self.tokenizer.decode(tokens, skip_special_tokens=True)
+        title, description = frame.split(tokens)
+        try:
+            copy = finish_copy(
+                decode_complete(self.tokenizer, title),
+                decode_complete(self.tokenizer, description),
+                self.prompt.invented,
+            )
+        except ParseError as exc:
+            return GenerationResult(raw, None, None, str(exc), prompt_tokens, len(tokens))
+        return GenerationResult(raw, copy.title, copy.description, None, prompt_tokens, len(tokens))
+
     def _generate_with_transformers(
-        self, token_ids: Sequence[list[int]], prefix: int, names: list[str] | None
+        self,
+        token_ids: Sequence[list[int]],
+        prefix: int,
+        names: list[str] | None,
+        frames: Sequence[Frame] | None = None,
     ) -> list[list[int]]:
         """transformers' generate(), for models whose attention the own loop does not cover.
         The prefix's KV cache is shared by the rows of each adapter; rows are laid out as
         [prefix][padding][own suffix], the mask hiding the padding (positions skip it)."""
         routing: dict[str, Any] = {} if names is None else {"adapter_names": names}
+        framing: dict[str, Any] = {}
+        if frames is not None:  # the frame picks each token from the greedy proposal
+            eos = self.tokenizer.eos_token_id
+            framing["logits_processor"] = LogitsProcessorList([FrameLogits(frames, eos)])
+            framing["stopping_criteria"] = StoppingCriteriaList([FrameStop(frames)])
         pad = self.tokenizer.pad_token_id
         suffixes = [ids[prefix:] for ids in token_ids]
         width = max(len(suffix) for suffix in suffixes)
@@ -277,6 +341,7 @@ class TransformersGenerator:
                 pad_token_id=pad,
                 eos_token_id=self.tokenizer.eos_token_id,
                 **routing,
+                **framing,
             )
         ends = {pad, self.tokenizer.eos_token_id}
         return [[t for t in row[input_ids.shape[1] :].tolist() if t not in ends] for row in output]
@@ -292,11 +357,3 @@ def _common_prefix_length(token_ids: Sequence[list[int]]) -> int:
             same += 1
         length = same
     return max(length, 0)
-
-
-def _parsed(text: str, prompt_tokens: int, new_tokens: int) -> GenerationResult:
-    try:
-        copy = parse_copy(text)
-    except ParseError as exc:
-        return GenerationResult(text, None, None, str(exc), prompt_tokens, new_tokens)
-    return GenerationResult(text, copy.title, copy.description, None, prompt_tokens, new_tokens)

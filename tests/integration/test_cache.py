@@ -16,7 +16,7 @@ from consumer.cache import CacheStats, CopyCache, Outcome, RedisGuard, cache_key
 from consumer.dead_letters import DeadLetter
 from consumer.pipeline import Job, jobs_for
 from plugins.generators import GenerationResult
-from plugins.validators import Reviewed
+from plugins.review import Reviewed
 from schemas import CheckResult, ModelInfo, ProductEvent
 from schemas.settings import CacheSettings, RedisSettings
 from tests.harness import RedisServer, product_event
@@ -353,7 +353,7 @@ def test_settings_reject_a_non_redis_url() -> None:
 
 def test_other_checks_settings_miss_the_cached_checked_copy(redis_url: str, prefix: str) -> None:
     from consumer.worker import build_cache
-    from plugins.validators import CopyReviewer
+    from plugins.review import CopyReviewer
     from schemas import Settings
 
     settings = Settings.model_validate({"redis": {"url": redis_url}, "cache": {"prefix": prefix}})

@@ -145,3 +145,34 @@ def test_german_and_chinese_products_get_their_language_or_a_fallback(prepared: 
         assert suggestion.fallback_used or in_language, suggestion.model_dump_json(indent=1)
         if suggestion.fallback_used:
             assert suggestion.title.startswith(job.event.data.title.split()[0])
+
+
+def test_v3_frames_every_answer_and_ends_descriptions_with_a_sentence(prepared: Path) -> None:
+    from plugins.generators.parsing import sentence_ends
+
+    generator = TransformersGenerator(str(prepared), get_prompt("v3"), device="cpu")
+    products = [
+        Product(product_id="a", title="acme mug blue", brand="Acme", attributes={"color": "blue"}),
+        Product(product_id="b", title="Roadster Men Navy Slim Fit Jeans", brand="Roadster"),
+        Product(
+            product_id="c",
+            title="Oak cutting board large",
+            brand="Timberly",
+            description="A large oak board with a juice groove. Oiled by hand.",
+        ),
+        Product(product_id="d", locale="zh-CN", title="铸铁煎锅 26厘米", description="厚重铁锅。"),
+    ]
+    results = generator.generate([GenerationRequest(p, "default") for p in products])
+    invented = get_prompt("v3").invented
+    for result in results:
+        assert result.raw_text.startswith("TITLE:"), result.raw_text
+        assert result.raw_text.count("\nDESCRIPTION:") == 1, result.raw_text
+        assert result.parse_error is None or "example" in result.parse_error, result.raw_text
+        if result.parse_error is None:
+            assert result.title and result.description is not None
+            copy = f"{result.title} {result.description}"
+            assert "\ufffd" not in copy
+            assert not set(copy.lower().split()) & invented
+            description = result.description
+            assert not description or sentence_ends(description)[-1] == len(description)
+    assert sum(bool(r.description) for r in results[:3]) >= 2, [r.raw_text for r in results]

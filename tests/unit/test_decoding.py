@@ -12,11 +12,14 @@ from transformers import (
     AutoModelForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
+    LogitsProcessorList,
     MistralConfig,
     MistralForCausalLM,
+    StoppingCriteriaList,
 )
 
 from plugins.generators import GenerationRequest, decoding, get_prompt, packing
+from plugins.generators.frame import Frame, FrameHook, FrameLogits, FrameSpec, FrameStop
 from plugins.generators.hf import TransformersGenerator
 from schemas import Product
 
@@ -121,6 +124,73 @@ def test_the_generator_agrees_with_plain_generate_on_both_paths(tiny_model_dir: 
     generator._own_loop = False
     generator.model.set_attn_implementation("sdpa")
     assert [r.raw_text for r in generator.generate(requests)] == expected
+
+
+def test_the_framed_generator_agrees_on_both_paths(tiny_model_dir: Path) -> None:
+    generator = TransformersGenerator(
+        str(tiny_model_dir),
+        get_prompt("v3"),
+        device="cpu",
+        max_new_tokens=16,
+        max_title_tokens=4,
+        max_description_tokens=6,
+    )
+    assert generator._own_loop
+    requests = [
+        GenerationRequest(Product(product_id=f"p{i}", title="lamp " + "white " * i), "default")
+        for i in range(6)
+    ]
+    own = generator.generate(requests)
+    for result in own:
+        assert result.raw_text.startswith("TITLE:")
+        assert result.raw_text.count("\nDESCRIPTION:") == 1
+        assert result.new_tokens <= 4 + 4 + 6  # title, marker, description
+    generator._own_loop = False
+    generator.model.set_attn_implementation("sdpa")
+    assert generator.generate(requests) == own
+
+
+def framed(model: Any, prompt: list[int], spec: FrameSpec, max_new_tokens: int) -> list[int]:
+    """transformers' generate() on one prompt with the answer frame, without the stop token."""
+    frame = Frame(spec)
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=torch.tensor([prompt]),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=EOS,
+            pad_token_id=EOS,
+            logits_processor=LogitsProcessorList([FrameLogits([frame], EOS)]),
+            stopping_criteria=StoppingCriteriaList([FrameStop([frame])]),
+        )
+    new = out[0, len(prompt) :].tolist()
+    return new[: new.index(EOS)] if EOS in new else new
+
+
+@pytest.mark.parametrize("max_new_tokens", [16, 6])
+def test_the_answer_frame_gives_the_same_tokens_in_both_loops(
+    ours: Any, reference: Any, max_new_tokens: int
+) -> None:
+    free = [alone(reference, p, 16, stop=-1) for p in PROMPTS]
+    # A token one row proposes early stands for a newline: that row ends its title by it,
+    # others by the title budget; rows leave the batch at different steps.
+    newline = free[1][1]
+    marker = (60, 61, 62)
+    spec = FrameSpec(marker, frozenset({newline}), frozenset({EOS}), 4, 5)
+    frames = [Frame(spec) for _ in PROMPTS]
+    got = decoding.greedy(
+        ours,
+        PROMPTS,
+        len(SHARED),
+        max_new_tokens=max_new_tokens,
+        stop={EOS},
+        hook=FrameHook(frames),
+    )
+    assert got == [framed(reference, p, spec, max_new_tokens) for p in PROMPTS]
+    if max_new_tokens == 16:
+        assert {frame.marker_at for frame in frames} >= {1, 4}
+        for tokens in got:
+            assert sum(tuple(tokens[i : i + 3]) == marker for i in range(len(tokens))) == 1
 
 
 def test_a_sliding_window_model_is_left_to_generate() -> None:

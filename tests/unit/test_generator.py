@@ -73,3 +73,23 @@ def test_cuda_requested_without_cuda_is_a_clear_error(tiny_model_dir: Path) -> N
         pytest.skip("this machine has CUDA")
     with pytest.raises(ValueError, match="CUDA is not available"):
         TransformersGenerator(str(tiny_model_dir), get_prompt("v1"), device="cuda:0")
+
+
+def test_framed_answers_always_hold_a_title_and_one_description(tiny_model_dir: Path) -> None:
+    """A random model writes no structure; the frame gives every answer its two fields."""
+    framed = TransformersGenerator(
+        str(tiny_model_dir),
+        get_prompt("v3"),
+        device="cpu",
+        max_new_tokens=20,
+        max_title_tokens=5,
+        max_description_tokens=8,
+    )
+    assert framed.render(requests(1)[0]).endswith("<|im_start|>assistant\nTITLE:")
+    for result in framed.generate(requests(4)):
+        assert result.raw_text.startswith("TITLE:")
+        assert result.raw_text.count("\nDESCRIPTION:") == 1
+        assert result.new_tokens <= 5 + 4 + 8
+        if result.parse_error is None:  # random text may hold no word: then the title is empty
+            assert result.title and "\n" not in result.title
+            assert result.description is not None and "DESCRIPTION" not in result.description

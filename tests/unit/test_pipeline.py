@@ -12,7 +12,7 @@ from plugins.catalog import JsonCatalogAdapter
 from plugins.channels import get_channel
 from plugins.generators import GenerationRequest, GenerationResult, get_prompt
 from plugins.generators.hf import TransformersGenerator
-from plugins.validators import CopyReviewer, Reviewed
+from plugins.review import CopyReviewer, Reviewed
 from schemas import ModelInfo, ProductEvent, Suggestion
 from tests.harness import product_event
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from plugins.generators import get_prompt
@@ -77,3 +79,37 @@ def test_v2_keeps_product_text_inside_the_data_block() -> None:
     user = get_prompt("v2").messages(product(description=injected), "default")[-1]["content"]
     assert user.count("```") == 2
     assert "TITLE: FREE MONEY" not in user.splitlines()
+
+
+def test_v3_shows_no_word_of_the_old_example() -> None:
+    """The model copied the v1 example's facts (mug, tea, blue) into its copy; v3's examples
+    are made of invented words, so none of them is a fact a real product has."""
+    prompt = get_prompt("v3")
+    lamp = Product.model_validate({"product_id": "p", "title": "desk lamp", "brand": "Lumo"})
+    rendered = " ".join(m["content"] for m in prompt.messages(lamp, "default")).lower()
+    for word in ("acme", "mug", "blue", "coffee", "tea", "home", "kitchen"):
+        assert re.search(rf"\b{word}\b", rendered) is None, word
+    invented = prompt.invented
+    for data, answer in prompt.examples:
+        facts = set(re.findall(r"[a-z]+", f"{data}\n{answer}".lower()))
+        facts -= {"brand", "title", "category", "description", "trum", "has", "and", "a", "an"}
+        facts -= {"from", "with", "quibbets", "drazzens"}
+        assert facts <= invented, facts - invented
+
+
+def test_v3_frames_the_answer_and_keeps_the_v2_user_message() -> None:
+    v3 = get_prompt("v3")
+    assert v3.frame and v3.answer_prefix == "TITLE:"
+    user = v3.messages(product(locale="de-DE"), "ebay")[-1]["content"]
+    assert "Channel: ebay, titles up to 80 characters" in user
+    assert "Language: German." in user
+    a = v3.messages(product(locale="de-DE"), "amazon")
+    b = v3.messages(product(title="lamp", locale="en-US"), "ebay")
+    assert a[:-1] == b[:-1], "instructions and examples are a shared prefix"
+
+
+def test_the_naive_baseline_and_older_versions_stay_unframed() -> None:
+    for version in ("v1", "v2", "naive"):
+        assert not get_prompt(version).frame
+        assert get_prompt(version).answer_prefix == ""
+    assert get_prompt("naive").examples == ()

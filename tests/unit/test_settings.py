@@ -37,6 +37,8 @@ def test_nested_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("COPYFLOW_KAFKA__BOOTSTRAP", "no-port", "kafka.bootstrap (COPYFLOW_KAFKA__BOOTSTRAP)"),
         ("COPYFLOW_MODEL__MAX_NEW_TOKENS", "0", "model.max_new_tokens"),
+        ("COPYFLOW_MODEL__MAX_TITLE_TOKENS", "3", "model.max_title_tokens"),
+        ("COPYFLOW_MODEL__MAX_DESCRIPTION_TOKENS", "0", "model.max_description_tokens"),
         ("COPYFLOW_POOL__DEVICES", "cpu,tpu", "pool.devices (COPYFLOW_POOL__DEVICES)"),
         ("COPYFLOW_TOPICS__PARTITIONS", "many", "COPYFLOW_TOPICS__PARTITIONS"),
         ("COPYFLOW_MODEL__TEMPERATURE", "0.7", "COPYFLOW_MODEL__TEMPERATURE"),
@@ -49,6 +51,20 @@ def test_bad_setting_names_the_setting(
     with pytest.raises(SettingsError) as info:
         load_settings()
     assert named in str(info.value)
+
+
+def test_generation_budgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = load_settings().model
+    assert (model.max_title_tokens, model.max_description_tokens) == (40, 90)
+    # The overall cap leaves room for both budgets and the description marker's tokens.
+    assert model.max_new_tokens >= model.max_title_tokens + model.max_description_tokens + 8
+    assert model.prompt_version == "v3"
+    monkeypatch.setenv("COPYFLOW_MODEL__MAX_TITLE_TOKENS", "4")
+    monkeypatch.setenv("COPYFLOW_MODEL__MAX_DESCRIPTION_TOKENS", "4")
+    model = load_settings().model
+    assert (model.max_title_tokens, model.max_description_tokens) == (4, 4)
+    for name in ("max_new_tokens", "max_title_tokens", "max_description_tokens"):
+        assert model.model_fields[name].description
 
 
 def test_config_file_is_read_and_environment_overrides_it(

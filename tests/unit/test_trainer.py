@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins.validators import CopyReviewer
+from plugins.review import CopyReviewer
 from schemas import Feedback, ModelInfo, Product, Suggestion
 from tests.training import house_example, tiny_spec, trainer_settings
 from trainer.examples import ExampleStore, from_decision

@@ -1,0 +1,305 @@
+"""Candidate copy built from the product's own fields, beside the model's: the cleaned
+original, a composed title, the cleaned original description and a template description in
+the product's language. Each only rearranges or restates what the product's fields say.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from plugins.fallback import split_injected
+from plugins.judge import mentions
+from plugins.lexicon import ACRONYMS, GENDER_PREFIX, SMALL_WORDS, UNITS
+from plugins.text import (
+    CJK,
+    attribute,
+    complete_sentences,
+    is_cjk_locale,
+    is_content_word,
+    language,
+    norm,
+    product_type,
+    squash,
+    words,
+)
+from schemas import Product
+
+# How a unit is written after a number: the SI symbols' own case.
+_UNIT_CASE = {
+    "w": "W", "kw": "kW", "v": "V", "mah": "mAh", "gb": "GB", "tb": "TB", "mb": "MB",
+    "hz": "Hz", "mhz": "MHz", "ghz": "GHz", "l": "L",
+}  # fmt: skip
+_NUMBER_UNIT = re.compile(
+    rf"(?<![\w.])(\d+(?:[.,/-]\d+)*)(\s?)({UNITS})(?![A-Za-z])", re.IGNORECASE
+)
+_BROKEN = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_QUALIFIERS = re.compile(r"\s*(?:,|;|\s[-\u2013|]\s|\s(?=with\s|for\s|featuring\s))", re.IGNORECASE)
+# Sentences run together by an export that dropped the separator ("... TSA lockOne handle").
+_RUN_TOGETHER = re.compile(r"(?<=[a-z]{3})(?=[A-Z][a-z])")
+
+
+def _plain(text: str) -> str:
+    """NFKC, no broken or control characters, single spaces, tidy punctuation spacing."""
+    text = _BROKEN.sub("", unicodedata.normalize("NFKC", text))
+    text = " ".join(text.split())
+    text = re.sub(r"\s+([,;:!?.])(?=\s|$)", r"\1", text)
+    return re.sub(r"([,;])(?=[^\s\d])", r"\1 ", text)
+
+
+def _case(word: str, first: bool) -> str:
+    lowered = word.lower()
+    if lowered in ACRONYMS:
+        return word.upper()
+    if any(c.isdigit() for c in word):
+        return word  # codes and numbers keep their spelling
+    if lowered in SMALL_WORDS and not first:
+        return lowered
+    return "-".join(p[:1].upper() + p[1:].lower() for p in word.split("-"))
+
+
+def _recase(title: str, keep: frozenset[str] = frozenset()) -> str:
+    """A title in lower case or shouted in capitals gets title case; a mixed one keeps the
+    merchant's casing, except shouted words (four or more capitals). Words in keep (the
+    brand's) keep their spelling."""
+    if CJK.search(title):
+        return title
+    latin = [w for w in words(title) if w[0].isalpha()]
+    if not latin:
+        return title
+    lower = sum(w.islower() for w in latin) / len(latin)
+    upper = sum(w.isupper() and len(w) > 1 for w in latin) / len(latin)
+    position = 0
+
+    def fix(match: re.Match[str]) -> str:
+        nonlocal position
+        word = match.group(0)
+        first = position == 0
+        position += 1
+        if word in keep:
+            return word
+        if lower > 0.6 and word.islower():
+            return _case(word, first)
+        if upper > 0.6 and word.isupper():
+            return _case(word, first)
+        if len(word) >= 4 and word.isupper() and word.isalpha() and word.lower() not in ACRONYMS:
+            return _case(word, first)
+        return word
+
+    return re.sub(r"[^\W\d_][\w\-']*|\d[\w\-']*", fix, title)
+
+
+def _units(text: str) -> str:
+    def unit(match: re.Match[str]) -> str:
+        value, space, symbol = match.groups()
+        lowered = symbol.lower()
+        shown = lowered if len(symbol) > 1 or symbol.isalpha() else symbol
+        return f"{value}{space}{_UNIT_CASE.get(lowered, shown)}"
+
+    return _NUMBER_UNIT.sub(unit, text)
+
+
+def _once(title: str, brand: str | None) -> str:
+    """No word twice in a row, and the brand once (also when spelled with other spacing:
+    "Pro Tec Protec DynaFilter" -> "Pro Tec DynaFilter")."""
+    tokens = title.split(" ")
+    kept: list[str] = []
+    for token in tokens:
+        if kept and squash(token) and squash(token) == squash(kept[-1]):
+            continue
+        kept.append(token)
+    title = " ".join(kept)
+    if brand and squash(brand):
+        target = squash(brand)
+        tokens = title.split(" ")
+        seen = False
+        out: list[str] = []
+        i = 0
+        while i < len(tokens):
+            matched = 0
+            for span in range(1, min(4, len(tokens) - i) + 1):
+                if squash(" ".join(tokens[i : i + span])) == target:
+                    matched = span
+                    break
+            if matched:
+                if not seen:
+                    out += tokens[i : i + matched]
+                seen = True
+                i += matched
+                continue
+            out.append(tokens[i])
+            i += 1
+        title = " ".join(out)
+    return title
+
+
+def fit_title(title: str, limit: int) -> str:
+    """Within the limit: drop trailing qualifiers first ("..., Chrome", "... with Jacket"),
+    so the head of the title (brand, name, product type) stays whole; then cut at a word."""
+    title = " ".join(title.split())
+    while len(title) > limit:
+        cuts = [m.start() for m in _QUALIFIERS.finditer(title) if m.start() > 0]
+        if not cuts:
+            break
+        title = title[: cuts[-1]].rstrip(" ,;-|")
+    if len(title) <= limit:
+        return title
+    cut = title[: limit + 1].rsplit(" ", 1)[0] if " " in title[: limit + 1] else title[:limit]
+    return cut.rstrip(" ,;:-/|&")
+
+
+def fit_description(text: str, limit: int) -> str:
+    """Within the limit, ending with a whole sentence ("" when even the first is too long)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return complete_sentences(text[:limit])
+
+
+def clean_title(product: Product, limit: int) -> str:
+    """The merchant's own title, tidied: spacing, casing, units, repeated words, the brand
+    once, broken characters out, within the channel's limit."""
+    title = _plain(product.title)
+    brand = (
+        frozenset(words(product.brand or ""))
+        if product.brand and not product.brand.islower()
+        else frozenset()
+    )
+    title = _once(_units(_recase(title, brand)), product.brand)
+    return fit_title(title, limit)
+
+
+def _insert_before_type(title: str, addition: str, type_phrase: str | None) -> str:
+    """Put an attribute just before the product type when the title's head ends with it
+    ("Check Shirt" -> "Check Navy Shirt"), else in front of the title."""
+    cut = _QUALIFIERS.search(title)
+    head = title[: cut.start()] if cut else title
+    if type_phrase and head.lower().rstrip().endswith(type_phrase.lower()):
+        index = head.lower().rfind(type_phrase.lower())
+        return f"{title[:index]}{addition} {title[index:]}"
+    return f"{addition} {title}"
+
+
+def compose_title(product: Product, limit: int) -> str:
+    """The cleaned title with the key attributes it does not name put where shoppers look for
+    them: the brand first, then the gender, the color before the product type, the size
+    last. Nothing that the fields do not say."""
+    title = clean_title(product, 10_000)
+    lowered = {norm(w) for w in words(title)}
+    type_phrase = product_type(product)
+    english = language(product.locale) == "en"
+    cjk = is_cjk_locale(product.locale)
+    color = attribute(product, "color", "colour")
+    if color and not any(norm(w) in lowered for w in words(color)) and color not in title:
+        shown = color if cjk else _recase(color.lower()) if color.islower() else color
+        title = _insert_before_type(title, shown, type_phrase)
+    gender = attribute(product, "gender")
+    if gender and english and not mentions(title, "gender", gender):
+        prefix = GENDER_PREFIX.get(gender.lower(), gender.title())
+        title = f"{prefix} {title}"
+    brand = product.brand.strip() if product.brand else ""
+    if brand:
+        at = squash(title).find(squash(brand))
+        if at < 0:
+            title = f"{brand} {title}"
+        elif at > 0:
+            title = _brand_first(title, brand)
+    size = attribute(product, "size")
+    title_numbers = set(re.findall(r"\d+", title))
+    size_numbers = set(re.findall(r"\d+", size or ""))
+    said = squash(size or "") in {squash(w) for w in words(title)} or (
+        size_numbers and size_numbers <= title_numbers
+    )
+    if size and not said:
+        title = f"{title}, {'Size ' if english else ''}{size}" if not cjk else f"{title} {size}"
+    return fit_title(" ".join(title.split()), limit)
+
+
+def _brand_first(title: str, brand: str) -> str:
+    tokens = title.split(" ")
+    for i in range(len(tokens)):
+        for span in range(1, min(4, len(tokens) - i) + 1):
+            if squash(" ".join(tokens[i : i + span])) == squash(brand):
+                rest = tokens[:i] + tokens[i + span :]
+                return " ".join([*tokens[i : i + span], *rest])
+    return title
+
+
+def clean_description(product: Product, limit: int) -> str:
+    """The merchant's own description: sentences split where an export ran them together,
+    anything instruction-like dropped, ending with a whole sentence, within the limit."""
+    text = _plain(product.description)
+    if not text:
+        return ""
+    joined = set(words(product.title)) | set(words(product.brand or ""))
+    text = " ".join(
+        word if word in joined else _RUN_TOGETHER.sub(". ", word) for word in text.split(" ")
+    )
+    kept, _ = split_injected(text)
+    text = " ".join(kept)
+    last = words(text)[-1] if words(text) else ""
+    if text and complete_sentences(text) != text and is_content_word(last) and text[-1].isalnum():
+        # A description that ends on a content word without a full stop is finished, only
+        # unpunctuated; one that ends on "in" or "with" was cut off and loses that part.
+        text += "。" if is_cjk_locale(product.locale) else "."
+    return fit_description(complete_sentences(text), limit)
+
+
+# Sentence frames per language: (a named attribute, the product in a sentence). Other
+# languages fall back to the product's own title as a sentence.
+_FRAMES: dict[str, tuple[str, str]] = {
+    "en": ("{name}: {value}.", "{title}."),
+    "de": ("{name}: {value}.", "{title}."),
+    "fr": ("{name} : {value}.", "{title}."),
+    "es": ("{name}: {value}.", "{title}."),
+    "it": ("{name}: {value}.", "{title}."),
+    "nl": ("{name}: {value}.", "{title}."),
+    "zh": ("{name}为{value}。", "{title}。"),
+    "ja": ("{name}は{value}です。", "{title}。"),
+    "ko": ("{name}: {value}.", "{title}."),
+}
+_EN_LOWER = frozenset({"color", "colour", "season", "usage", "material"})
+_EN_GENDER = {
+    "men": "Made for men.",
+    "women": "Made for women.",
+    "boys": "Made for boys.",
+    "girls": "Made for girls.",
+    "unisex": "Unisex.",
+}
+_EN_ATTRIBUTES = {
+    "color": "It comes in {value}.",
+    "colour": "It comes in {value}.",
+    "material": "It is made of {value}.",
+    "size": "Size: {value}.",
+    "season": "For the {value} season.",
+    "usage": "For {value} use.",
+}
+
+
+def template_description(product: Product, title: str, limit: int) -> str:
+    """A description in the product's language, in sentences, from its fields only: the
+    merchant's own description cleaned (else the title as a sentence), then one sentence for
+    each attribute it does not mention yet."""
+    lang = language(product.locale)
+    attribute_frame, title_frame = _FRAMES.get(lang, ("{name}: {value}.", "{title}."))
+    base = clean_description(product, limit)
+    sentences = [base or title_frame.format(title=title.rstrip(" .\u3002"))]
+    said = " ".join(sentences)
+    for name, value in sorted(product.attributes.items()):
+        value = " ".join(value.split()).rstrip(".\u3002")
+        if not value or mentions(said, name.lower(), value):
+            continue
+        shown_name = name.replace("_", " ")
+        if lang == "en" and name.lower() == "gender":
+            sentences.append(_EN_GENDER.get(value.lower(), f"For {value}."))
+        elif lang == "en":
+            shown = value.lower() if name.lower() in _EN_LOWER else value
+            frame = _EN_ATTRIBUTES.get(name.lower(), attribute_frame)
+            sentences.append(
+                frame.format(name=shown_name[:1].upper() + shown_name[1:], value=shown)
+            )
+        else:
+            sentences.append(attribute_frame.format(name=shown_name, value=value))
+    joiner = "" if lang in ("zh", "ja") else " "
+    text = joiner.join(sentences)
+    return fit_description(text, limit) or fit_description(sentences[0], limit)
