@@ -18,7 +18,6 @@ error or timeout into "no cache" for ``retry_after_s``, logs once per outage and
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import json
 import logging
@@ -167,7 +166,7 @@ def _text(value: bytes | str) -> str:
 
 
 def encode_copy(copy: Reviewed) -> bytes:
-    value = dataclasses.asdict(copy)
+    value = {**vars(copy), "checks": [c.model_dump() for c in copy.checks]}
     return json.dumps(value, ensure_ascii=False).encode()
 
 

@@ -137,8 +137,7 @@ class Suggestion(_Output):
     reason: str | None = Field(default=None, description="Why those candidates won.")
     scores: dict[str, float] = Field(
         default_factory=dict,
-        description="The judge's scores: title, original_title, description, "
-        "original_description.",
+        description="The judge's scores: title, original_title, description, original_description.",
     )
     cache_hit: bool = False
     latency_ms: float = Field(ge=0)

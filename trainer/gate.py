@@ -31,9 +31,11 @@ def evaluate(
     generator: TransformersGenerator, holdout: Sequence[Example], reviewer: CopyReviewer
 ) -> dict[str, float]:
     """Scores of the copy a model makes for held-out examples, against the merchant's text:
-    ROUGE-L and exact match of the title, ROUGE-L of the description, and the share of copy
-    that passes every check without repair or fallback (and, per check, the share it failed
-    before any repair)."""
+    ROUGE-L and exact match of the title, ROUGE-L of the description, and the share of the
+    model's copy the judge finds no fault in (and, per finding, the share it failed). The
+    model's own answer is scored (the served copy where it gave none), not the judge's pick:
+    the gate asks whether the adapter learned the merchant's edits, and a composed title
+    would hide that."""
     requests = [GenerationRequest(e.product, e.channel) for e in holdout]
     results = generator.generate(requests)
     titles, descriptions, exact, clean = [], [], 0, 0
@@ -46,9 +48,11 @@ def evaluate(
             result.description,
             result.parse_error,
         )
-        titles.append(rouge_l(reviewed.title, example.title))
-        descriptions.append(rouge_l(reviewed.description, example.description))
-        exact += reviewed.title.strip().lower() == example.title.strip().lower()
+        title = result.title if result.parse_error is None and result.title else reviewed.title
+        description = result.description or reviewed.description
+        titles.append(rouge_l(title, example.title))
+        descriptions.append(rouge_l(description, example.description))
+        exact += title.strip().lower() == example.title.strip().lower()
         # The model's own faults are listed as "model title:<finding>" and
         # "model description:<finding>"; "parsed" is the answer's parse.
         faults = {

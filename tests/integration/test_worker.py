@@ -191,3 +191,34 @@ def test_a_model_that_cannot_load_stops_the_worker_with_a_clear_error(
     assert "the generator processes could not start: worker on cpu" in done.stderr
     assert "COPYFLOW_MODEL__NAME" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_copy_that_improves_nothing_is_not_published(
+    kafka_bootstrap: str,
+    topic_env: dict[str, str],
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    """With checks.skip_unimproved (the default) a product whose title and description no
+    candidate improves publishes nothing; a messy one gets its suggestion."""
+    good = {
+        "title": "Testbrand Blue Cotton Shirt",
+        "description": "A blue cotton shirt from Testbrand, made for everyday wear.",
+    }
+    events = [encoded(product_event(i, **good)) for i in range(5)]
+    events += [encoded(product_event(i)) for i in range(5, 10)]  # lower case, brand missing
+    worker = start_worker(COPYFLOW_CHECKS__SKIP_UNIMPROVED="true")
+    produce(kafka_bootstrap, topic_env["COPYFLOW_TOPICS__PRODUCTS"], events)
+
+    reader = reader_for(kafka_bootstrap, topic_env)
+    try:
+        out = reader.wait_for(lambda o: len(o.suggestions) >= 5, timeout_s=300, worker=worker)
+        time.sleep(5)  # the unimproved ones would have been in the same batches
+        out = reader.wait_for(lambda o: True, timeout_s=5, worker=worker)
+    finally:
+        reader.close()
+    assert out.product_ids() == {f"p-{i}" for i in range(5, 10)}
+    for suggestion in out.suggestions:
+        assert suggestion.improved is True
+        assert suggestion.title.startswith("Testbrand ")
+        assert suggestion.title_source in ("composed", "cleaned", "model", "repaired")
+    assert worker.process.poll() is None

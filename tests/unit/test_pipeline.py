@@ -76,27 +76,35 @@ def build(generator: TransformersGenerator, result: GenerationResult) -> Suggest
     return pipeline.build(Job(event(1), "default"), result, generator.model_info, latency_ms=5.0)
 
 
-def test_parsed_copy_is_used(generator: TransformersGenerator) -> None:
-    result = GenerationResult(
-        "...", "Testbrand Blue Cotton Shirt", "A blue cotton shirt from Testbrand.", None, 50, 20
-    )
+def test_parsed_copy_is_judged_with_the_other_candidates(generator: TransformersGenerator) -> None:
+    title = "Testbrand Test Product 1 Blue Cotton Shirt"
+    result = GenerationResult("...", title, "A blue cotton shirt from Testbrand.", None, 50, 20)
     suggestion = build(generator, result)
-    assert suggestion.title == "Testbrand Blue Cotton Shirt"
-    assert not suggestion.fallback_used
-    assert all(check.passed for check in suggestion.checks)
+    assert suggestion.title == title
+    assert suggestion.improved and suggestion.title_source in ("composed", "model")
+    assert not [c for c in suggestion.checks if c.name.startswith("model ")]
     assert suggestion.input.product_id == "p-1"
+
+
+def test_a_model_title_that_drops_facts_loses(generator: TransformersGenerator) -> None:
+    result = GenerationResult("...", "Testbrand Shirt", "A shirt.", None, 50, 20)
+    suggestion = build(generator, result)
+    assert suggestion.title == "Testbrand Test Product 1 Blue Cotton Shirt"
+    assert suggestion.fallback_used
+    faults = {c.name for c in suggestion.checks if c.name.startswith("model title:")}
+    assert "model title:numbers_kept" in faults
 
 
 def test_unparseable_or_degenerate_copy_falls_back(generator: TransformersGenerator) -> None:
     unparsed = build(generator, GenerationResult("garbage", None, None, "no TITLE: line", 50, 8))
     assert unparsed.fallback_used
-    assert unparsed.title == "Testbrand test product 1 blue cotton shirt"
+    assert unparsed.title == "Testbrand Test Product 1 Blue Cotton Shirt"
     assert [c.name for c in unparsed.checks if not c.passed] == ["parsed"]
 
     looping = GenerationResult("...", "Shirt", "blue blue blue blue blue blue blue", None, 50, 8)
     degenerate = build(generator, looping)
     assert degenerate.fallback_used
-    assert [c.name for c in degenerate.checks if not c.passed] == ["not_degenerate"]
+    assert "blue blue" not in degenerate.description
 
 
 def test_suggestion_id_changes_with_every_versioned_input() -> None:
@@ -144,7 +152,8 @@ def test_each_channel_gets_copy_within_its_limits(
     rules = get_channel(channel)
     assert len(suggestion.title) <= rules.title_max
     assert len(suggestion.description) <= rules.description_max
-    assert suggestion.checks[-1].name == "length"
+    lengths = {c.name: c.passed for c in suggestion.checks if c.name.endswith(":length")}
+    assert lengths == {"title:length": True, "description:length": True}
 
 
 def test_a_suggestion_that_cannot_be_built_is_a_dead_letter(
