@@ -58,7 +58,9 @@ def _case(word: str, first: bool) -> str:
     return "-".join(p[:1].upper() + p[1:].lower() for p in word.split("-"))
 
 
-def _recase(title: str, keep: frozenset[str] = frozenset()) -> str:
+def _recase(
+    title: str, keep: frozenset[str] = frozenset(), spelled: dict[str, str] | None = None
+) -> str:
     """A title in lower case or shouted in capitals gets title case; a mixed one keeps the
     merchant's casing, except shouted words (four or more capitals). Words in keep (the
     brand's) keep their spelling."""
@@ -78,6 +80,10 @@ def _recase(title: str, keep: frozenset[str] = frozenset()) -> str:
         position += 1
         if word in keep:
             return word
+        if spelled and word.islower() and word in spelled:
+            return spelled[word]  # as another field spells it ("usb-c" -> "USB-C")
+        if word.islower() and len(word) <= 3 and not re.search(r"[aeiouy\d]", word):
+            return word.upper()  # "bt", "tkl": an abbreviation, not a word
         if lower > 0.6 and word.islower():
             return _case(word, first)
         if upper > 0.6 and word.isupper():
@@ -165,7 +171,9 @@ def clean_title(product: Product, limit: int) -> str:
         if product.brand and not product.brand.islower()
         else frozenset()
     )
-    title = _once(_units(_recase(title, brand)), product.brand)
+    fields = " ".join([*product.attributes.values(), product.description, *product.keywords])
+    spelled = {w.lower(): w for w in words(fields) if not w.islower() and not w.istitle()}
+    title = _once(_units(_recase(title, brand, spelled)), product.brand)
     return fit_title(title, limit)
 
 
