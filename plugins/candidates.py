@@ -10,7 +10,7 @@ import unicodedata
 
 from plugins.fallback import split_injected
 from plugins.judge import mentions
-from plugins.lexicon import ACRONYMS, GENDER_PREFIX, SMALL_WORDS, UNITS
+from plugins.lexicon import ACRONYMS, GENDER_PREFIX, GENDER_WORDS, SMALL_WORDS, UNITS
 from plugins.text import (
     CJK,
     attribute,
@@ -188,23 +188,85 @@ def _insert_before_type(title: str, addition: str, type_phrase: str | None) -> s
     return f"{addition} {title}"
 
 
+def _take(tokens: list[str], wanted: str) -> tuple[int, list[str]]:
+    """Remove the first run of tokens that spells wanted (spacing, case and punctuation
+    aside) from tokens; return where it stood and the run ([] when there is none)."""
+    target = squash(wanted)
+    if target:
+        for start in range(len(tokens)):
+            for end in range(start + 1, min(start + 6, len(tokens)) + 1):
+                if squash(" ".join(tokens[start:end])) == target:
+                    run = tokens[start:end]
+                    del tokens[start:end]
+                    return start, run
+    return len(tokens), []
+
+
 def compose_title(product: Product, limit: int) -> str:
-    """The cleaned title with the key attributes it does not name put where shoppers look for
-    them: the brand first, then the gender, the color before the product type, the size
-    last. Nothing that the fields do not say."""
+    """The cleaned title laid out as shoppers scan a title, with the key attributes it does
+    not name put in: brand, the rest of the name in the merchant's order, gender, color, the
+    product type, then the title's qualifiers and the size. Nothing the fields do not say; a
+    title whose product type cannot be found keeps its order."""
     title = clean_title(product, 10_000)
-    lowered = {norm(w) for w in words(title)}
-    type_phrase = product_type(product)
+    if is_cjk_locale(product.locale) or CJK.search(title):
+        return _compose_in_place(product, title, limit)
     english = language(product.locale) == "en"
-    cjk = is_cjk_locale(product.locale)
+    cut = _QUALIFIERS.search(title)
+    head, tail = (title[: cut.start()], title[cut.start() :]) if cut else (title, "")
+    tokens = head.split()
+    brand = product.brand.strip() if product.brand else ""
+    brand_run = _take(tokens, brand)[1] if brand else []
+    type_phrase = product_type(product)
+    type_at, type_run = _take(tokens, type_phrase) if type_phrase else (len(tokens), [])
+    after: list[str] = []
+    # What follows the type from its first number or compound on stays after it
+    # ("Skillet 26cm Pre-Seasoned"); loose words after it move in front of it.
+    split = next((i for i in range(type_at, len(tokens)) if re.search(r"[\d-]", tokens[i])), None)
+    if type_run and split is not None:
+        after, tokens = tokens[split:], tokens[:split]
+    color = attribute(product, "color", "colour")
+    color_run = _take(tokens, color)[1] if color else []
+    gender = attribute(product, "gender")
+    gender_run: list[str] = []
+    if gender:
+        forms = {norm(g) for g in GENDER_WORDS.get(gender.lower(), (gender,))}
+        found = next((t for t in tokens if norm(t) in forms), None)
+        if found is not None:
+            tokens.remove(found)
+            gender_run = [found]
+    rest = " ".join(tokens)
+    if color and not color_run and not mentions(f"{rest} {tail}", "color", color):
+        color_run = [color if not color.islower() else _recase(color)]
+    if gender and not gender_run and english and not mentions(f"{rest} {tail}", "gender", gender):
+        gender_run = [GENDER_PREFIX.get(gender.lower(), gender.title())]
+    if not type_run:  # nothing to anchor a layout on: the merchant's order, attributes first
+        parts = [*(brand_run or [brand]), *gender_run, *color_run, rest]
+    else:
+        parts = [*(brand_run or [brand]), rest, *gender_run, *color_run, *type_run, *after]
+    title = " ".join(p for p in parts if p) + tail
+    return fit_title(_with_size(product, title, english), limit)
+
+
+def _with_size(product: Product, title: str, english: bool) -> str:
+    size = attribute(product, "size")
+    if not size:
+        return title
+    title_numbers = set(re.findall(r"\d+", title))
+    size_numbers = set(re.findall(r"\d+", size))
+    said = squash(size) in {squash(w) for w in words(title)} or (
+        size_numbers and size_numbers <= title_numbers
+    )
+    if said:
+        return title
+    return f"{title}, {'Size ' if english else ''}{size}"
+
+
+def _compose_in_place(product: Product, title: str, limit: int) -> str:
+    """CJK titles: the color before the product type, the brand first, the size last."""
+    lowered = {norm(w) for w in words(title)}
     color = attribute(product, "color", "colour")
     if color and not any(norm(w) in lowered for w in words(color)) and color not in title:
-        shown = color if cjk else _recase(color.lower()) if color.islower() else color
-        title = _insert_before_type(title, shown, type_phrase)
-    gender = attribute(product, "gender")
-    if gender and english and not mentions(title, "gender", gender):
-        prefix = GENDER_PREFIX.get(gender.lower(), gender.title())
-        title = f"{prefix} {title}"
+        title = _insert_before_type(title, color, product_type(product))
     brand = product.brand.strip() if product.brand else ""
     if brand:
         at = squash(title).find(squash(brand))
@@ -213,13 +275,8 @@ def compose_title(product: Product, limit: int) -> str:
         elif at > 0:
             title = _brand_first(title, brand)
     size = attribute(product, "size")
-    title_numbers = set(re.findall(r"\d+", title))
-    size_numbers = set(re.findall(r"\d+", size or ""))
-    said = squash(size or "") in {squash(w) for w in words(title)} or (
-        size_numbers and size_numbers <= title_numbers
-    )
-    if size and not said:
-        title = f"{title}, {'Size ' if english else ''}{size}" if not cjk else f"{title} {size}"
+    if size and squash(size) not in squash(title):
+        title = f"{title} {size}"
     return fit_title(" ".join(title.split()), limit)
 
 

@@ -46,6 +46,7 @@ from plugins.validators import Grounding, check_language, check_not_degenerate, 
 from schemas import CheckResult, Product
 
 FAULT = 1.0
+_PRODUCT_NOUNS = frozenset(norm(w) for w in PRODUCT_NOUNS)
 # Control characters other than ordinary white space, and the replacement character a cut
 # multibyte sequence decodes to.
 _BROKEN = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -332,7 +333,7 @@ class Judge:
             _result("complete", [] if complete else ["ends mid-sentence: ..." + text[-30:]])
         )
         unsupported = facts.grounding.unsupported(text)
-        nouns = [w for w in words(text) if norm(w) in PRODUCT_NOUNS and norm(w) not in facts.forms]
+        nouns = [w for w in words(text) if norm(w) in _PRODUCT_NOUNS and norm(w) not in facts.forms]
         problems = []
         if unsupported:
             problems.append("unsupported values: " + ", ".join(unsupported))

@@ -141,7 +141,11 @@ PRODUCT_NOUNS = words(
     cream serum oat cereal rice pasta flour sugar coffee juice beer wine snack chocolate biscuit
     phone smartphone tablet laptop charger cable headphone earphone speaker camera keyboard
     mouse monitor television tv router battery filter dumbbell mat ball racket bicycle helmet
-    toy doll puzzle book pen notebook
+    toy doll puzzle book pen notebook kurti tunic blazer waistcoat suit tie cufflink stole
+    shawl capri jegging churidar salwar lehenga brief boxer bra trunk vest camisole nightdress
+    pyjama romper jumpsuit clutch handbag pouch pendant bangle anklet flat loafer moccasin
+    deodorant kajal eyeliner nail polish lip gloss blush sunscreen trolley suitcase duffel
+    headband muffler beanie tights stocking swimsuit bikini shirt earbud smartwatch
     """
 )
 

@@ -138,6 +138,18 @@ def _typeless(word: str, product: Product) -> bool:
     )
 
 
+def _lexicon_type(head: list[str]) -> str | None:
+    """The last word of the head that names a common kind of product ("shirt check turtle"
+    -> "shirt"), for titles whose words are in no useful order."""
+    for word in reversed(head):
+        if norm(word) in _PRODUCT_NOUNS:
+            return word
+    return None
+
+
+_PRODUCT_NOUNS = frozenset(norm(w) for w in lexicon.PRODUCT_NOUNS)
+
+
 def product_type(product: Product) -> str | None:
     """What the product is, as its title names it: the category leaf when the title holds
     it ("Watches" -> "Watch"), else the head noun phrase of the title: the last one or two
@@ -152,7 +164,11 @@ def product_type(product: Product) -> str | None:
         found = [w for w in title_words if norm(w) in leaf]
         if found:
             return " ".join(dict.fromkeys(found))
-    head = [w for w in words(_head(title))]
+    head = words(_head(title))
+    named = _lexicon_type(head)
+    last = next((w for w in reversed(head) if not _typeless(w, product)), None)
+    if named and named != last:
+        return named
     kept: list[str] = []
     for word in reversed(head):
         if _typeless(word, product):

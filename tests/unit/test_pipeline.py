@@ -77,7 +77,7 @@ def build(generator: TransformersGenerator, result: GenerationResult) -> Suggest
 
 
 def test_parsed_copy_is_judged_with_the_other_candidates(generator: TransformersGenerator) -> None:
-    title = "Testbrand Test Product 1 Blue Cotton Shirt"
+    title = "Testbrand Test Product 1 Cotton Blue Shirt"
     result = GenerationResult("...", title, "A blue cotton shirt from Testbrand.", None, 50, 20)
     suggestion = build(generator, result)
     assert suggestion.title == title
@@ -89,7 +89,7 @@ def test_parsed_copy_is_judged_with_the_other_candidates(generator: Transformers
 def test_a_model_title_that_drops_facts_loses(generator: TransformersGenerator) -> None:
     result = GenerationResult("...", "Testbrand Shirt", "A shirt.", None, 50, 20)
     suggestion = build(generator, result)
-    assert suggestion.title == "Testbrand Test Product 1 Blue Cotton Shirt"
+    assert suggestion.title == "Testbrand Test Product 1 Cotton Blue Shirt"
     assert suggestion.fallback_used
     faults = {c.name for c in suggestion.checks if c.name.startswith("model title:")}
     assert "model title:numbers_kept" in faults
@@ -98,7 +98,7 @@ def test_a_model_title_that_drops_facts_loses(generator: TransformersGenerator) 
 def test_unparseable_or_degenerate_copy_falls_back(generator: TransformersGenerator) -> None:
     unparsed = build(generator, GenerationResult("garbage", None, None, "no TITLE: line", 50, 8))
     assert unparsed.fallback_used
-    assert unparsed.title == "Testbrand Test Product 1 Blue Cotton Shirt"
+    assert unparsed.title == "Testbrand Test Product 1 Cotton Blue Shirt"
     assert [c.name for c in unparsed.checks if not c.passed] == ["parsed"]
 
     looping = GenerationResult("...", "Shirt", "blue blue blue blue blue blue blue", None, 50, 8)
