@@ -27,7 +27,14 @@ DATA_DIRS = [Path(p) for p in os.environ.get("COPYFLOW_TEST_DATA", "").split(":"
     REPO.parent / "shared" / "data",
     Path("/work/shared/data"),
 ]
-ALL_GENERATED = {"read": 1000, "generated": 1000, "cache hits": 0, "skipped": 0, "dead letters": 0}
+ALL_GENERATED = {
+    "read": 1000,
+    "generated": 1000,
+    "cache hits": 0,
+    "skipped": 0,
+    "not improved": 0,
+    "dead letters": 0,
+}
 BASE_MS = 1_790_000_000_000  # the first event's broker timestamp; one event per second after
 
 
@@ -140,6 +147,7 @@ def test_a_window_is_processed_exactly_and_again_with_the_same_ids(
         "generated": 0,
         "cache hits": 0,
         "skipped": 500,
+        "not improved": 0,
         "other tenants": 500,
         "dead letters": 0,
     }
