@@ -10,6 +10,7 @@ import unicodedata
 
 from plugins.fallback import split_injected
 from plugins.judge import mentions
+from plugins.validators import RUN_TOGETHER
 from plugins.lexicon import ACRONYMS, GENDER_PREFIX, GENDER_WORDS, SMALL_WORDS, UNITS
 from plugins.text import (
     CJK,
@@ -35,8 +36,6 @@ _NUMBER_UNIT = re.compile(
 )
 _BROKEN = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _QUALIFIERS = re.compile(r"\s*(?:,|;|\s[-\u2013|]\s|\s(?=with\s|for\s|featuring\s))", re.IGNORECASE)
-# Sentences run together by an export that dropped the separator ("... TSA lockOne handle").
-_RUN_TOGETHER = re.compile(r"(?<=[a-z]{3})(?=[A-Z][a-z])")
 
 
 def _plain(text: str) -> str:
@@ -298,7 +297,7 @@ def clean_description(product: Product, limit: int) -> str:
         return ""
     joined = set(words(product.title)) | set(words(product.brand or ""))
     text = " ".join(
-        word if word in joined else _RUN_TOGETHER.sub(". ", word) for word in text.split(" ")
+        word if word in joined else RUN_TOGETHER.sub(". ", word) for word in text.split(" ")
     )
     kept, _ = split_injected(text)
     text = " ".join(kept)

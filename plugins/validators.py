@@ -39,6 +39,8 @@ _DECIMAL_COMMA = re.compile(r"(?<![\d,])(\d+),(\d{1,2})(?![\d,])")  # not in "8,
 _THOUSANDS = re.compile(r"(\d),(\d{3})(?!\d)")
 _WORD = re.compile(r"[\w'&]+", re.UNICODE)
 _SIZE = re.compile(r"\b(?:size\s+([SML])|(XXS|XS|XL|XXL|XXXL|[2-4]XL))\b")
+# Sentences run together by an export that dropped the separator ("... TSA lockOne handle").
+RUN_TOGETHER = re.compile(r"(?<=[a-z]{3})(?=[A-Z][a-z])")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 # The prompt's scaffolding, as the prompt writes it (case matters: "Language: German" in a
@@ -105,7 +107,10 @@ class Grounding:
         for _, number, unit in found:
             units.setdefault(number, set()).add(unit)
         return cls(
-            words=frozenset(_norm(w) for w in _WORD.findall(source)),
+            # Words run together by an export ("shadeAluminium") count apart too.
+            words=frozenset(
+                _norm(w) for w in _WORD.findall(f"{source} {RUN_TOGETHER.sub(' ', source)}")
+            ),
             numbers=frozenset(number for _, number, _ in found),
             parts=frozenset(p for _, n, _ in found for p in re.split(r"[-/]", n)),
             units={number: frozenset(us) for number, us in units.items()},

@@ -46,3 +46,7 @@ def test_demo_prints_every_suggestion_and_dead_letter(
     assert len({s.product_id for s in suggestions}) == 30
     for s in suggestions:  # every product appears in the table with its original title
         assert s.product_id in done.stdout
+    # The table says, for each product, whether it improved and which candidate won.
+    assert "improved  title from" in done.stdout
+    lipstick = next(line for line in done.stdout.splitlines() if line.startswith("bt-5002"))
+    assert "Lipstick" in lipstick and " yes " in lipstick
