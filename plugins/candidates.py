@@ -10,7 +10,6 @@ import unicodedata
 
 from plugins.fallback import split_injected
 from plugins.judge import mentions
-from plugins.validators import RUN_TOGETHER
 from plugins.lexicon import ACRONYMS, GENDER_PREFIX, GENDER_WORDS, SMALL_WORDS, UNITS
 from plugins.text import (
     CJK,
@@ -24,6 +23,7 @@ from plugins.text import (
     squash,
     words,
 )
+from plugins.validators import RUN_TOGETHER
 from schemas import Product
 
 # How a unit is written after a number: the SI symbols' own case.
