@@ -221,6 +221,8 @@ def compose_title(product: Product, limit: int) -> str:
     # What follows the type from its first number or compound on stays after it
     # ("Skillet 26cm Pre-Seasoned"); loose words after it move in front of it.
     split = next((i for i in range(type_at, len(tokens)) if re.search(r"[\d-]", tokens[i])), None)
+    if split is not None and split > type_at and tokens[split - 1].isalpha():
+        split -= 1  # a number keeps the word that names it ("SPF 30", "Bluetooth 5.3")
     if type_run and split is not None:
         after, tokens = tokens[split:], tokens[:split]
     color = attribute(product, "color", "colour")

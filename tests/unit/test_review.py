@@ -186,3 +186,24 @@ def test_the_template_description_is_in_the_product_language() -> None:
         SHIRT.model_copy(update={"title": "turtle check shirt"}), "Shirt", 500
     )
     assert "It comes in navy blue." in bare and "Made for men." in bare
+
+
+@pytest.mark.parametrize(
+    ("title", "brand", "expected"),
+    [
+        (
+            "hydrating face moisturizer spf 30 50ml",
+            "Dermaleaf",
+            "Dermaleaf Hydrating Face Moisturizer SPF 30 50ml",
+        ),
+        (
+            "cast iron skillet 26cm pre-seasoned",
+            "Forgeline",
+            "Forgeline Cast Iron Skillet 26cm Pre-Seasoned",
+        ),
+    ],
+)
+def test_a_composed_title_keeps_what_follows_the_type_with_its_number(
+    title: str, brand: str, expected: str
+) -> None:
+    assert compose_title(Product(product_id="c", title=title, brand=brand), 150) == expected
