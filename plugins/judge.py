@@ -246,6 +246,22 @@ class Judge:
         found = [p for p in phrases if has_phrase(text, p)]
         return _result("style", [f"promotional or banned phrase {p!r}" for p in found])
 
+    def _shared(
+        self, facts: ProductFacts, rules: ChannelRules, text: str, limit: int, original: str
+    ) -> tuple[float, list[CheckResult]]:
+        """The findings titles and descriptions share, and the coverage share."""
+        coverage, coverage_finding = _coverage(facts, text)
+        over = [f"{len(text)} chars, over {limit}"] if len(text) > limit else []
+        return coverage, [
+            coverage_finding,
+            well_formed(text),
+            script(text, facts.product.locale),
+            loops(text),
+            self._style(text, rules),
+            _result("length", over),
+            _changed(text, original),
+        ]
+
     def title(self, facts: ProductFacts, rules: ChannelRules, title: str) -> Judgement:
         product = facts.product
         text = " ".join(title.split())
@@ -292,23 +308,8 @@ class Judge:
         if unsupported:
             problems.append("unsupported values: " + ", ".join(unsupported))
         findings.append(_result("new_words", problems))
-        coverage, coverage_finding = _coverage(facts, text)
-        findings.append(coverage_finding)
-        findings += [
-            well_formed(text),
-            script(text, product.locale),
-            loops(text),
-            self._style(text, rules),
-        ]
-        findings.append(
-            _result(
-                "length",
-                [f"{len(text)} chars, over {rules.title_max}"]
-                if len(text) > rules.title_max
-                else [],
-            )
-        )
-        findings.append(_changed(text, product.title))
+        coverage, shared = self._shared(facts, rules, text, rules.title_max, product.title)
+        findings += shared
         faults = sum(not f.passed and f.name in _FAULTS for f in findings)
         score = (
             0.45 * coverage
@@ -342,23 +343,10 @@ class Judge:
                 "product types not in the product's fields: " + ", ".join(dict.fromkeys(nouns))
             )
         findings.append(_result("grounded", problems))
-        coverage, coverage_finding = _coverage(facts, text)
-        findings.append(coverage_finding)
-        findings += [
-            well_formed(text),
-            script(text, product.locale),
-            loops(text),
-            self._style(text, rules),
-        ]
-        findings.append(
-            _result(
-                "length",
-                [f"{len(text)} chars, over {rules.description_max}"]
-                if len(text) > rules.description_max
-                else [],
-            )
+        coverage, shared = self._shared(
+            facts, rules, text, rules.description_max, product.description
         )
-        findings.append(_changed(text, product.description))
+        findings += shared
         faults = sum(not f.passed and f.name in _FAULTS for f in findings)
         sentences = len(re.findall(r"[.!?\u3002\uff01\uff1f](?:\s|$)", text))
         # A description earns its place by saying more than the title, in whole sentences,
