@@ -342,13 +342,16 @@ _EN_ATTRIBUTES = {
 }
 
 
-def template_description(product: Product, title: str, limit: int) -> str:
+def template_description(
+    product: Product, title: str, limit: int, cleaned: str | None = None
+) -> str:
     """A description in the product's language, in sentences, from its fields only: the
     merchant's own description cleaned (else the title as a sentence), then one sentence for
-    each attribute it does not mention yet."""
+    each attribute it does not mention yet. cleaned: clean_description's result, when the
+    caller has it already."""
     lang = language(product.locale)
     attribute_frame, title_frame = _FRAMES.get(lang, ("{name}: {value}.", "{title}."))
-    base = clean_description(product, limit)
+    base = clean_description(product, limit) if cleaned is None else cleaned
     sentences = [base or title_frame.format(title=title.rstrip(" .\u3002"))]
     said = " ".join(sentences)
     for name, value in sorted(product.attributes.items()):

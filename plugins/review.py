@@ -176,10 +176,11 @@ class CopyReviewer:
     ) -> list[_Choice]:
         product = facts.product
         limit = rules.description_max
+        cleaned = clean_description(product, limit)
         texts = {
             "original": " ".join(product.description.split()),
-            "cleaned": clean_description(product, limit),
-            "template": template_description(product, title, limit),
+            "cleaned": cleaned,
+            "template": template_description(product, title, limit, cleaned),
         }
         if model_description:
             texts["model"] = fit_description(complete_sentences(model_description), limit)

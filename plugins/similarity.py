@@ -22,13 +22,17 @@ def lcs(a: Sequence[str], b: Sequence[str]) -> int:
     return previous[-1]
 
 
-def rouge_l(candidate: str, reference: str) -> float:
-    """ROUGE-L F1 over lower-cased word tokens."""
-    c, r = tokens(candidate), tokens(reference)
-    if not c or not r:
+def rouge_l_of(candidate: Sequence[str], reference: Sequence[str]) -> float:
+    """ROUGE-L F1 of two token sequences (words, or characters for text without spaces)."""
+    if not candidate or not reference:
         return 0.0
-    common = lcs(c, r)
+    common = lcs(candidate, reference)
     if common == 0:
         return 0.0
-    precision, recall = common / len(c), common / len(r)
+    precision, recall = common / len(candidate), common / len(reference)
     return 2 * precision * recall / (precision + recall)
+
+
+def rouge_l(candidate: str, reference: str) -> float:
+    """ROUGE-L F1 over lower-cased word tokens."""
+    return rouge_l_of(tokens(candidate), tokens(reference))

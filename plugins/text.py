@@ -97,12 +97,13 @@ def title_case_share(text: str) -> float:
     return sum(w[0].isupper() for w in latin) / len(latin)
 
 
-def source_text(product: Product) -> str:
+def source_text(product: Product, separator: str = "\n") -> str:
+    """Every field of the product that copy may draw on, joined by separator."""
     parts = [product.title, product.description, product.brand or "", *product.category]
     for name, value in product.attributes.items():
         parts += [name, value]
     parts += product.keywords
-    return "\n".join(parts)
+    return separator.join(parts)
 
 
 def attribute(product: Product, *names: str) -> str | None:

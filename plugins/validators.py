@@ -9,11 +9,8 @@ be found in the product's own fields, or the copy is repaired or replaced.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from plugins.channels import ChannelRules
-from plugins.channels.base import has_phrase
 from plugins.fallback import split_injected
 from plugins.lexicon import (
     BRANDS,
@@ -26,6 +23,7 @@ from plugins.lexicon import (
     UNIT_FORMS,
     UNITS,
 )
+from plugins.text import source_text
 from schemas import CheckResult, Product
 
 # A number ("9/16", "2-10", "5.3"), optionally its unit ("26 cm", "3-pack", "65W"); it may be
@@ -64,15 +62,6 @@ def _injected_words(source: str) -> frozenset[str]:
     return frozenset(payload - clean - STOPWORDS["en"])
 
 
-def _source_text(product: Product) -> str:
-    parts = [product.title, product.description, product.brand or "", *product.category]
-    for name, value in product.attributes.items():
-        parts += [name, value]
-    parts += product.keywords
-    # A separator no product text holds, so the injection check can see field boundaries.
-    return "\n\x1e".join(parts)
-
-
 def _value(number: str) -> str:
     """A number as a comparable value: "2.50" and "2.5" are the same."""
     return re.sub(r"(\.\d*?)0+$", r"\1", number).removesuffix(".")
@@ -101,7 +90,8 @@ class Grounding:
 
     @classmethod
     def of(cls, product: Product) -> Grounding:
-        source = _source_text(product)
+        # A separator no product text holds, so the injection check can see field boundaries.
+        source = source_text(product, "\n\x1e")
         found = numbers_in(source)
         units: dict[str, set[str]] = {}
         for _, number, unit in found:
@@ -148,15 +138,6 @@ class Grounding:
         return list(dict.fromkeys(found))
 
 
-def check_grounded(grounding: Grounding, title: str, description: str) -> CheckResult:
-    unsupported = grounding.unsupported(f"{title}\n{description}")
-    return CheckResult(
-        name="grounded",
-        passed=not unsupported,
-        detail=("unsupported: " + ", ".join(unsupported)) if unsupported else "",
-    )
-
-
 def check_not_degenerate(text: str, *, n: int = 3, max_repeat_ratio: float = 0.2) -> CheckResult:
     """Fails on empty text, text whose word n-grams repeat (a looping small model), or text
     that echoes the prompt's scaffolding."""
@@ -197,15 +178,6 @@ def check_language(text: str, locale: str) -> CheckResult:
     passed = own >= english or english < 2
     detail = "" if passed else f"reads as English ({english} English vs {own} {language} words)"
     return CheckResult(name="language", passed=passed, detail=detail)
-
-
-def check_phrases(
-    title: str, description: str, banned: Sequence[str], rules: ChannelRules
-) -> CheckResult:
-    text = f"{title}\n{description}"
-    problems = [f"banned phrase {p!r}" for p in banned if has_phrase(text, p)]
-    problems += rules.style_problems(title, description)
-    return CheckResult(name="style", passed=not problems, detail="; ".join(problems))
 
 
 def covers(text: str, name: str, value: str) -> bool:

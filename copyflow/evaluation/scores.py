@@ -22,7 +22,7 @@ from copyflow.evaluation.data import Item
 from plugins.candidates import clean_title
 from plugins.channels import ChannelRules
 from plugins.judge import Judge, Judgement, ProductFacts
-from plugins.similarity import lcs, rouge_l, tokens
+from plugins.similarity import rouge_l, rouge_l_of, tokens
 from plugins.text import CJK, is_cjk_locale
 from plugins.validators import Grounding, covers
 
@@ -76,19 +76,9 @@ def overlap_tokens(text: str, characters: bool = False) -> list[str]:
     return [c for c in unicodedata.normalize("NFKC", text).lower() if c.isalnum()]
 
 
-def _rouge_l(candidate: Sequence[str], reference: Sequence[str]) -> float:
-    if not candidate or not reference:
-        return 0.0
-    common = lcs(candidate, reference)
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(candidate), common / len(reference)
-    return 2 * precision * recall / (precision + recall)
-
-
 def rouge_l_chars(candidate: str, reference: str) -> float:
     """ROUGE-L F1 over characters (letters and digits), for text without word spaces."""
-    return _rouge_l(overlap_tokens(candidate, True), overlap_tokens(reference, True))
+    return rouge_l_of(overlap_tokens(candidate, True), overlap_tokens(reference, True))
 
 
 def rouge_l_for(candidate: str, reference: str, locale: str) -> float:
