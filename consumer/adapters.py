@@ -1,6 +1,8 @@
-"""Which LoRA adapter makes each tenant's copy, kept current from the control topic.
+"""Which LoRA adapter and which title layouts make each tenant's copy, kept current from the
+control topic.
 
-A tenant's copy is made by its own adapter, else by the global one, else by the base model.
+A tenant's copy is made by its own adapter, else by the global one, else by the base model;
+its composed titles follow its own learned layouts, else the global ones, else the default.
 Every worker reads the whole control topic (no consumer group): at start it replays it to learn
 the adapter each scope serves, then follows it. A switch loads the new adapter into every
 generator process before any request names it; the one it replaces is unloaded once no batch
@@ -17,12 +19,13 @@ from dataclasses import dataclass
 
 import mode
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from consumer.pipeline import Route
 from consumer.pool import AdapterLoadError, WorkerPool
 from consumer.source import aiokafka_config
-from schemas import AdapterReleased
+from plugins.layouts import TitleLayouts
+from schemas import AdapterReleased, LayoutsReleased
 from schemas.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,18 @@ def adapter_name(tenant: str | None, version: str) -> str:
 class AdapterStats:
     switches: int = 0
     refused: int = 0  # releases not applied: incompatible, unloadable or malformed
+    layout_switches: int = 0
+
+
+ControlEvent = AdapterReleased | LayoutsReleased
+# The control topic's events, told apart by their type; one without a type is an adapter
+# release, as all were before layouts.
+_CONTROL = TypeAdapter[ControlEvent](ControlEvent)
+
+
+def parse_control(raw: bytes) -> ControlEvent:
+    """Raises ValidationError when raw is no control event."""
+    return _CONTROL.validate_json(raw)
 
 
 class AdapterRouter:
@@ -51,10 +66,34 @@ class AdapterRouter:
         self._routes: dict[str | None, Route] = {}
         self._pins: Counter[str] = Counter()  # adapter name -> batches in hand using it
         self._retired: set[str] = set()  # replaced, unloaded when no longer pinned
+        self._layouts: dict[str | None, TitleLayouts] = {}
 
     def route(self, tenant: str) -> Route | None:
         """The adapter for a tenant's requests: its own, else the global one, else None."""
         return self._routes.get(tenant) or self._routes.get(None)
+
+    def layouts(self, tenant: str) -> TitleLayouts | None:
+        """The title layouts for a tenant's copy: its own, else the global ones, else None."""
+        return self._layouts.get(tenant) or self._layouts.get(None)
+
+    def apply_layouts(self, event: LayoutsReleased) -> None:
+        """Switch the event's scope to its layouts (none: back to the default layout)."""
+        layouts = TitleLayouts({key: tuple(order) for key, order in event.layouts.items()})
+        current = self._layouts.get(event.tenant)
+        if (current or TitleLayouts()).version == layouts.version:
+            return
+        if layouts:
+            self._layouts[event.tenant] = layouts
+        else:
+            self._layouts.pop(event.tenant, None)
+        self.stats.layout_switches += 1
+        log.info(
+            "%s: title layouts %s (%d keys, from %d accepted titles)",
+            event.tenant or "every tenant without its own",
+            layouts.version if layouts else "default",
+            len(layouts.layouts),
+            event.titles,
+        )
 
     def pin(self, routes: Iterable[Route | None]) -> list[str]:
         """Keep these adapters loaded until unpin(): call in the same step as route(), with
@@ -139,10 +178,10 @@ class ControlListener(mode.Service):
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
-        latest: dict[str | None, AdapterReleased] = {}
+        latest: dict[tuple[str, str | None], ControlEvent] = {}
         while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
             for event in await self._next_events(500):
-                latest[event.tenant] = event
+                latest[(event.type, event.tenant)] = event
         for event in latest.values():
             await self._apply(event)
         log.info("adapters in use: %s", self.router.serving() or "none (the base model)")
@@ -153,22 +192,25 @@ class ControlListener(mode.Service):
             for event in await self._next_events(1000):
                 await self._apply(event)
 
-    async def _next_events(self, timeout_ms: int) -> list[AdapterReleased]:
+    async def _next_events(self, timeout_ms: int) -> list[ControlEvent]:
         """The readable control events of one fetch, in order per partition."""
         assert self._consumer is not None
         batch = await self._consumer.getmany(timeout_ms=timeout_ms)
         events = [self._parse(record.value) for records in batch.values() for record in records]
         return [event for event in events if event is not None]
 
-    def _parse(self, raw: bytes | None) -> AdapterReleased | None:
+    def _parse(self, raw: bytes | None) -> ControlEvent | None:
         try:
-            return AdapterReleased.model_validate_json(raw or b"")
+            return parse_control(raw or b"")
         except ValidationError as exc:
             self.router.stats.refused += 1
             log.error("ignored a malformed control event: %s", str(exc).splitlines()[0])
             return None
 
-    async def _apply(self, event: AdapterReleased) -> None:
+    async def _apply(self, event: ControlEvent) -> None:
+        if isinstance(event, LayoutsReleased):
+            self.router.apply_layouts(event)
+            return
         try:
             await self.router.apply(event)
         except (IncompatibleAdapter, AdapterLoadError) as exc:

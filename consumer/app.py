@@ -160,7 +160,8 @@ class Copywriter:
                 report.other_tenants += 1
                 continue
             route = self.router.route(decoded.tenant) if self.router else None
-            for job in jobs_for(decoded, route):
+            layouts = self.router.layouts(decoded.tenant) if self.router else None
+            for job in jobs_for(decoded, route, layouts):
                 jobs.append(job)
                 owners.append(event)
 

@@ -142,7 +142,7 @@ def cache_key(prefix: str, job: Job, model: ModelInfo, variant: str) -> str:
     """variant: what else shapes the checked copy (decoding parameters, checks version and
     settings). model is the generator's; the job's adapter is part of the key."""
     model = job.model_info(model)
-    parts = (
+    parts: tuple[str, ...] = (
         _VALUE_FORMAT,
         job.content_hash,
         job.channel,
@@ -153,6 +153,8 @@ def cache_key(prefix: str, job: Job, model: ModelInfo, variant: str) -> str:
         model.prompt_version,
         variant,
     )
+    if model.layouts_version:  # only then: keys made without layouts stay valid
+        parts += (model.layouts_version,)
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     return f"{prefix}:copy:{job.event.tenant}:{digest}"
 

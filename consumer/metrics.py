@@ -67,6 +67,7 @@ class StatsCollector(Collector):
             (
                 ("switches", "Scopes switched to another adapter (or back to the base model)."),
                 ("refused", "Adapter releases not applied: incompatible, unloadable, malformed."),
+                ("layout_switches", "Scopes switched to other learned title layouts."),
             ),
         )
 

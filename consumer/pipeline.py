@@ -19,8 +19,9 @@ from consumer.dead_letters import DeadLetter
 from plugins.catalog import CatalogAdapter, InvalidEvent
 from plugins.channels import UnknownChannel, get_channel
 from plugins.generators import GenerationRequest, GenerationResult, Generator
+from plugins.layouts import TitleLayouts
 from plugins.review import CopyReviewer, Reviewed
-from schemas import ModelInfo, ProductEvent, Suggestion
+from schemas import ModelInfo, ProductEvent, Suggestion, TitleSlot
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ SUGGESTION_NAMESPACE = uuid.UUID("6f1d2c4e-8b1a-5e0f-9c3d-2a7b4e5f6a10")
 
 def suggestion_id(tenant: str, content_hash: str, channel: str, model: ModelInfo) -> uuid.UUID:
     """Same tenant, content, channel, model, adapter and prompt versions: same id."""
-    parts = (
+    parts: tuple[str, ...] = (
         tenant,
         content_hash,
         channel,
@@ -40,6 +41,8 @@ def suggestion_id(tenant: str, content_hash: str, channel: str, model: ModelInfo
         model.adapter_version or "",
         model.prompt_version,
     )
+    if model.layouts_version:  # appended only when set: ids made without layouts stay the same
+        parts += (model.layouts_version,)
     return uuid.uuid5(SUGGESTION_NAMESPACE, "\x1f".join(parts))
 
 
@@ -57,12 +60,19 @@ class Route:
 
 @dataclass(frozen=True)
 class Job:
-    """One suggestion to make: an event and one of its target channels, and the adapter that
-    makes the tenant's copy (None: the base model)."""
+    """One suggestion to make: an event and one of its target channels, the adapter that
+    makes the tenant's copy (None: the base model) and the title layouts learned for the
+    tenant (None: the default layout)."""
 
     event: ProductEvent
     channel: str
     route: Route | None = None
+    layouts: TitleLayouts | None = None
+
+    @property
+    def layout(self) -> tuple[TitleSlot, ...] | None:
+        """The learned layout for this product's composed title."""
+        return self.layouts.for_product(self.event.data) if self.layouts else None
 
     @property
     def request(self) -> GenerationRequest:
@@ -87,6 +97,8 @@ class Job:
         made: _Made | None = self.__dict__.get("_made_with")
         if made is None or made.base is not base:
             model = base if self.route is None else _with_adapter(base, self.route)
+            if self.layouts:
+                model = model.model_copy(update={"layouts_version": self.layouts.version})
             made_id = suggestion_id(self.event.tenant, self.content_hash, self.channel, model)
             made = _Made(base, model, made_id, str(made_id))
             self.__dict__["_made_with"] = made  # as cached_property sets it on a frozen class
@@ -116,8 +128,10 @@ def _with_adapter(base: ModelInfo, route: Route) -> ModelInfo:
     return base.model_copy(update={"adapter": label, "adapter_version": route.version})
 
 
-def jobs_for(event: ProductEvent, route: Route | None = None) -> list[Job]:
-    return [Job(event, channel, route) for channel in dict.fromkeys(event.data.channels)]
+def jobs_for(
+    event: ProductEvent, route: Route | None = None, layouts: TitleLayouts | None = None
+) -> list[Job]:
+    return [Job(event, channel, route, layouts) for channel in dict.fromkeys(event.data.channels)]
 
 
 def generate_splitting(
@@ -191,6 +205,7 @@ class Pipeline:
             result.title,
             result.description,
             result.parse_error,
+            job.layout,
         )
 
     def check_all(

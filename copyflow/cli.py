@@ -12,7 +12,7 @@ from typing import Any
 from consumer.kafka import BrokerUnavailable
 from consumer.pool import PoolError
 from plugins.generators.smollm2 import ModelNotPrepared
-from schemas import Settings, SettingsError, load_settings
+from schemas import Product, Settings, SettingsError, load_settings
 
 log = logging.getLogger("copyflow")
 
@@ -75,8 +75,46 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if not items:
         print(f"copyflow eval: {args.input}: no products", file=sys.stderr)
         return 2
-    results = evaluate(settings, items, args.channel, args.systems)
+    layouts = None
+    accepted: list[tuple[Product, str]] = []
+    if args.learn_layouts is not None:
+        from itertools import islice
+
+        from plugins.layouts import learn_layouts
+
+        if not args.learn_layouts.is_file():
+            print(f"copyflow eval: {args.learn_layouts}: no such file", file=sys.stderr)
+            return 2
+        evaluated = {item.product.product_id for item in items}
+        try:
+            accepted = list(
+                islice(
+                    (
+                        (item.product, item.reference_title)
+                        for item in load_items(args.learn_layouts, messy_titles=args.messy)
+                        if item.reference_title and item.product.product_id not in evaluated
+                    ),
+                    args.learn_limit,
+                )
+            )
+        except DataError as exc:
+            print(f"copyflow eval: --learn-layouts: {exc}", file=sys.stderr)
+            return 2
+        layouts, _ = learn_layouts(accepted, settings.trainer.layout_min_titles)
+        print(
+            f"layouts: {len(layouts.layouts)} learned from {len(accepted)} accepted titles "
+            f"(version {layouts.version})",
+            file=sys.stderr,
+        )
+    results = evaluate(settings, items, args.channel, args.systems, layouts)
     results["messy"] = args.messy
+    if layouts is not None:
+        results["layouts"] = {
+            "version": layouts.version,
+            "keys": len(layouts.layouts),
+            "titles": len(accepted),
+            "source": str(args.learn_layouts),
+        }
     report = write_report(results, args.report, args.input)
     print(headline_table(results))
     if sources := sources_table(results):
@@ -199,6 +237,38 @@ def _announce(settings: Settings, tenant: str | None) -> int:
             file=sys.stderr,
         )
         return 1
+    print(f"announced on {settings.topics.control}", file=sys.stderr)
+    return 0
+
+
+def _cmd_layouts(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+
+    from trainer.examples import ExampleStore
+    from trainer.layouts import LayoutLedger, describe, learn
+    from trainer.service import announce
+
+    store = ExampleStore(settings.trainer.store_dir)
+    event, report = learn(store, args.tenant, settings.trainer.layout_min_titles)
+    print(describe(report))
+    scope_name = args.tenant or "global"
+    print(
+        f"{scope_name}: {len(event.layouts)} learned layouts (version {event.version}) from "
+        f"{event.titles} accepted titles"
+    )
+    ledger = LayoutLedger(settings.trainer.registry_dir)
+    if args.dry_run or not ledger.is_news(event):
+        if not args.dry_run:
+            print(f"{scope_name}: the workers already use these layouts", file=sys.stderr)
+        return 0
+    try:
+        asyncio.run(announce(settings.kafka, settings.topics.control, event))
+    except (KafkaError, OSError) as exc:
+        print(f"copyflow layouts: not announced: {exc}", file=sys.stderr)
+        return 1
+    ledger.record(event)
     print(f"announced on {settings.topics.control}", file=sys.stderr)
     return 0
 
@@ -363,6 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
         "one (as bench/style.py does), and score against the real title",
     )
     evaluation.add_argument(
+        "--learn-layouts",
+        type=Path,
+        metavar="FILE",
+        help="learn title layouts from FILE's reference titles as a tenant's accepted titles "
+        "(products that are also evaluated are left out), and use them",
+    )
+    evaluation.add_argument(
+        "--learn-limit",
+        type=_positive,
+        default=1000,
+        help="accepted titles to learn layouts from (default 1000)",
+    )
+    evaluation.add_argument(
         "--report", type=Path, required=True, help="folder for report.md, charts, metrics.json"
     )
 
@@ -437,6 +520,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for sub_parser in (promote, rollback, announce):
         sub_parser.add_argument("--tenant", help="the tenant's adapter (default: the global one)")
+
+    layouts = sub.add_parser(
+        "layouts", help="title layouts learned from accepted titles"
+    ).add_subparsers(dest="layouts_command", required=True)
+    learn = command(
+        "learn",
+        _cmd_layouts,
+        "learn a scope's title layouts from its stored examples and announce them if changed",
+        layouts,
+    )
+    learn.add_argument("--tenant", help="the tenant's layouts (default: the global ones)")
+    learn.add_argument("--dry-run", action="store_true", help="only show what is learned")
 
     schemas = sub.add_parser("schemas", help="event contracts").add_subparsers(
         dest="schemas_command", required=True

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import get_args
 
 from plugins.fallback import split_injected
 from plugins.judge import mentions
@@ -24,7 +27,7 @@ from plugins.text import (
     words,
 )
 from plugins.validators import RUN_TOGETHER
-from schemas import Product
+from schemas import Product, TitleSlot
 
 # How a unit is written after a number: the SI symbols' own case.
 _UNIT_CASE = {
@@ -187,65 +190,104 @@ def _insert_before_type(title: str, addition: str, type_phrase: str | None) -> s
     return f"{addition} {title}"
 
 
-def _take(tokens: list[str], wanted: str) -> tuple[int, list[str]]:
+# The parts of a title, in the order a composed title lays them out unless the tenant's
+# accepted titles show another: brand, the rest of the name, gender, color, product type, and
+# what follows the type from its first number on ("Skillet 26cm Pre-Seasoned").
+SLOTS: tuple[TitleSlot, ...] = get_args(TitleSlot)
+DEFAULT_LAYOUT = SLOTS
+# A title whose product type cannot be found keeps the merchant's order, attributes first.
+_TYPELESS_LAYOUT: tuple[TitleSlot, ...] = ("brand", "gender", "color", "name", "type", "specs")
+
+_Run = list[tuple[int, str]]  # tokens with their place in the title
+
+
+def _take(tokens: _Run, wanted: str) -> tuple[int, _Run]:
     """Remove the first run of tokens that spells wanted (spacing, case and punctuation
-    aside) from tokens; return where it stood and the run ([] when there is none)."""
+    aside) from tokens; return where it stood in tokens and the run ([] when there is none)."""
     target = squash(wanted)
     if target:
         for start in range(len(tokens)):
             for end in range(start + 1, min(start + 6, len(tokens)) + 1):
-                if squash(" ".join(tokens[start:end])) == target:
+                if squash(" ".join(t for _, t in tokens[start:end])) == target:
                     run = tokens[start:end]
                     del tokens[start:end]
                     return start, run
     return len(tokens), []
 
 
-def compose_title(product: Product, limit: int) -> str:
-    """The cleaned title laid out as shoppers scan a title, with the key attributes it does
-    not name put in: brand, the rest of the name in the merchant's order, gender, color, the
-    product type, then the title's qualifiers and the size. Nothing the fields do not say; a
-    title whose product type cannot be found keeps its order."""
-    title = clean_title(product, 10_000)
-    if is_cjk_locale(product.locale) or CJK.search(title):
-        return _compose_in_place(product, title, limit)
+@dataclass(frozen=True)
+class TitleParts:
+    """A Latin-script title cut into SLOTS. found: the parts the title holds, each with its
+    tokens' places; added: the key attributes it lacks, from the product's fields; tail: the
+    trailing qualifiers (", Chrome", " with Jacket"), which stay last."""
+
+    found: dict[TitleSlot, _Run]
+    added: dict[TitleSlot, list[str]]
+    tail: str
+
+    def order(self) -> tuple[TitleSlot, ...]:
+        """The slots the title holds, in the order it holds them."""
+        return tuple(sorted(self.found, key=lambda slot: self.found[slot][0][0]))
+
+
+def title_parts(product: Product, title: str) -> TitleParts:
+    """Cut a title (the product's, or one a merchant accepted for it) into its parts."""
     english = language(product.locale) == "en"
     cut = _QUALIFIERS.search(title)
     head, tail = (title[: cut.start()], title[cut.start() :]) if cut else (title, "")
-    tokens = head.split()
+    tokens: _Run = list(enumerate(head.split()))
+    found: dict[TitleSlot, _Run] = {}
+    added: dict[TitleSlot, list[str]] = {}
     brand = product.brand.strip() if product.brand else ""
-    brand_run = _take(tokens, brand)[1] if brand else []
+    if brand:
+        found["brand"] = _take(tokens, brand)[1]
+        if not found["brand"]:
+            added["brand"] = [brand]
     type_phrase = product_type(product)
-    type_at, type_run = _take(tokens, type_phrase) if type_phrase else (len(tokens), [])
-    after: list[str] = []
+    type_at, found["type"] = _take(tokens, type_phrase) if type_phrase else (len(tokens), [])
     # What follows the type from its first number or compound on stays after it
     # ("Skillet 26cm Pre-Seasoned"); loose words after it move in front of it.
-    split = next((i for i in range(type_at, len(tokens)) if re.search(r"[\d-]", tokens[i])), None)
-    if split is not None and split > type_at and tokens[split - 1].isalpha():
+    split = next(
+        (i for i in range(type_at, len(tokens)) if re.search(r"[\d-]", tokens[i][1])), None
+    )
+    if split is not None and split > type_at and tokens[split - 1][1].isalpha():
         split -= 1  # a number keeps the word that names it ("SPF 30", "Bluetooth 5.3")
-    if type_run and split is not None:
-        after, tokens = tokens[split:], tokens[:split]
+    if found["type"] and split is not None:
+        found["specs"], tokens = tokens[split:], tokens[:split]
     color = attribute(product, "color", "colour")
-    color_run = _take(tokens, color)[1] if color else []
+    if color:
+        found["color"] = _take(tokens, color)[1]
     gender = attribute(product, "gender")
-    gender_run: list[str] = []
     if gender:
         forms = {norm(g) for g in GENDER_WORDS.get(gender.lower(), (gender,))}
-        found = next((t for t in tokens if norm(t) in forms), None)
-        if found is not None:
-            tokens.remove(found)
-            gender_run = [found]
-    rest = " ".join(tokens)
-    if color and not color_run and not mentions(f"{rest} {tail}", "color", color):
-        color_run = [color if not color.islower() else _recase(color)]
-    if gender and not gender_run and english and not mentions(f"{rest} {tail}", "gender", gender):
-        gender_run = [GENDER_PREFIX.get(gender.lower(), gender.title())]
-    if not type_run:  # nothing to anchor a layout on: the merchant's order, attributes first
-        parts = [*(brand_run or [brand]), *gender_run, *color_run, rest]
-    else:
-        parts = [*(brand_run or [brand]), rest, *gender_run, *color_run, *type_run, *after]
-    title = " ".join(p for p in parts if p) + tail
-    return fit_title(_with_size(product, title, english), limit)
+        at = next((i for i, (_, t) in enumerate(tokens) if norm(t) in forms), None)
+        found["gender"] = [tokens.pop(at)] if at is not None else []
+    found["name"] = tokens
+    rest = " ".join(t for _, t in tokens)
+    if color and not found["color"] and not mentions(f"{rest} {tail}", "color", color):
+        added["color"] = [color if not color.islower() else _recase(color)]
+    said = mentions(f"{rest} {tail}", "gender", gender) if gender else True
+    if gender and not found["gender"] and english and not said:
+        added["gender"] = [GENDER_PREFIX.get(gender.lower(), gender.title())]
+    return TitleParts({slot: run for slot, run in found.items() if run}, added, tail)
+
+
+def compose_title(product: Product, limit: int, layout: Sequence[TitleSlot] | None = None) -> str:
+    """The cleaned title laid out as shoppers scan a title, with the key attributes it does
+    not name put in, then the title's qualifiers and the size. layout: the order of SLOTS
+    (learned from the tenant's accepted titles), else DEFAULT_LAYOUT; a title whose product
+    type cannot be found keeps its order. Nothing the fields do not say."""
+    title = clean_title(product, 10_000)
+    if is_cjk_locale(product.locale) or CJK.search(title):
+        return _compose_in_place(product, title, limit)
+    parts = title_parts(product, title)
+    if "type" not in parts.found:
+        layout = _TYPELESS_LAYOUT
+    texts = {slot: [t for _, t in run] for slot, run in parts.found.items()} | parts.added
+    ordered = [*(layout or DEFAULT_LAYOUT), *SLOTS]
+    pieces = [" ".join(texts.pop(slot)) for slot in ordered if slot in texts]
+    title = " ".join(p for p in pieces if p) + parts.tail
+    return fit_title(_with_size(product, title, language(product.locale) == "en"), limit)
 
 
 def _with_size(product: Product, title: str, english: bool) -> str:

@@ -29,7 +29,7 @@ from plugins.channels.base import has_phrase
 from plugins.judge import Judge, Judgement, ProductFacts
 from plugins.text import complete_sentences
 from plugins.validators import complete_title
-from schemas import CheckResult, Product
+from schemas import CheckResult, Product, TitleSlot
 
 # Bump when a check or the selection changes: cached copy then misses and is reviewed anew.
 CHECKS_VERSION = "2"
@@ -100,13 +100,16 @@ class CopyReviewer:
         title: str | None,
         description: str | None,
         parse_error: str | None,
+        layout: Sequence[TitleSlot] | None = None,
     ) -> Reviewed:
+        """layout: the tenant's learned title layout for this product (plugins.layouts),
+        which the composed title follows; None: the default layout."""
         facts = ProductFacts.of(product)
         parsed = parse_error is None and bool(title)
         model_title = title if parsed and title else None
         model_description = description if parsed and description else None
 
-        titles = self._titles(facts, rules, model_title, model_description)
+        titles = self._titles(facts, rules, model_title, model_description, layout)
         best_title = _best(titles)
         descriptions = self._descriptions(facts, rules, best_title.text, model_description)
         best_description = _best(descriptions)
@@ -129,6 +132,8 @@ class CopyReviewer:
                 kind = "title" if choice in titles else "description"
                 checks += [_named(f"model {kind}", f) for f in choice.judgement.faults]
         reason = _reason(titles, best_title, descriptions, best_description, model_title)
+        if layout is not None and best_title.source == "composed":
+            reason += f"; composed in the tenant's learned layout ({' '.join(layout)})"
         checks.append(CheckResult(name="selection", passed=improved, detail=reason))
         return Reviewed(
             title=best_title.text,
@@ -153,12 +158,13 @@ class CopyReviewer:
         rules: ChannelRules,
         model_title: str | None,
         model_description: str | None,
+        layout: Sequence[TitleSlot] | None,
     ) -> list[_Choice]:
         product = facts.product
         texts = {
             "original": " ".join(product.title.split()),
             "cleaned": clean_title(product, rules.title_max),
-            "composed": compose_title(product, rules.title_max),
+            "composed": compose_title(product, rules.title_max, layout),
         }
         if model_title:
             repaired = self._repair_title(facts, rules, model_title, model_description or "")

@@ -6,10 +6,12 @@ from schemas.events import (
     AdapterReleased,
     CheckResult,
     Feedback,
+    LayoutsReleased,
     ModelInfo,
     Product,
     ProductEvent,
     Suggestion,
+    TitleSlot,
 )
 from schemas.settings import Settings, SettingsError, load_settings
 
@@ -19,11 +21,13 @@ __all__ = [
     "AdapterReleased",
     "CheckResult",
     "Feedback",
+    "LayoutsReleased",
     "ModelInfo",
     "Product",
     "ProductEvent",
     "Settings",
     "SettingsError",
     "Suggestion",
+    "TitleSlot",
     "load_settings",
 ]

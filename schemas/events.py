@@ -93,6 +93,9 @@ class ModelInfo(_Output):
     adapter: str | None = None
     adapter_version: str | None = None
     prompt_version: str
+    layouts_version: str | None = Field(
+        default=None, description="The tenant's learned title layouts, when any were used."
+    )
 
 
 class CheckResult(_Output):
@@ -183,9 +186,30 @@ class AdapterReleased(_Output):
     time: datetime = Field(default_factory=_now)
 
 
+# The parts of a title a layout orders: brand, the rest of the name, gender, color, product
+# type, and what follows the type from its first number on.
+TitleSlot = Literal["brand", "name", "gender", "color", "type", "specs"]
+
+
+class LayoutsReleased(_Output):
+    """Control event: from now on these title layouts, learned from the scope's accepted
+    titles, lay out its composed titles (a tenant's, or every tenant's without its own)."""
+
+    type: Literal["layouts.released"] = "layouts.released"
+    tenant: str | None = Field(default=None, description="None for every tenant's layouts.")
+    version: str = Field(description="Names the layouts; part of the copy's identity.")
+    layouts: dict[str, list[TitleSlot]] = Field(
+        description="Layout key (category:<leaf>, type:<product type> or * for the whole "
+        "scope) -> the order of the title's parts. Empty: back to the default layout."
+    )
+    titles: int = Field(default=0, ge=0, description="Accepted titles they were learned from.")
+    time: datetime = Field(default_factory=_now)
+
+
 CONTRACTS: dict[str, type[BaseModel]] = {
     "product_event": ProductEvent,
     "suggestion": Suggestion,
     "feedback": Feedback,
     "adapter_released": AdapterReleased,
+    "layouts_released": LayoutsReleased,
 }

@@ -219,6 +219,16 @@ class TrainerSettings(_Section):
         gt=0,
         description="`copyflow trainer`: train a scope with any new example after this long.",
     )
+    layouts: bool = Field(
+        default=True,
+        description="`copyflow trainer`: learn each scope's title layouts from its accepted "
+        "titles as they come, and announce them to the workers.",
+    )
+    layout_min_titles: int = Field(
+        default=5,
+        ge=2,
+        description="Fewest accepted titles of a category (or product type) to learn its layout.",
+    )
 
 
 class MetricsSettings(_Section):

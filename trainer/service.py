@@ -1,5 +1,6 @@
 """`copyflow trainer`: ingest feedback continuously; train a scope when it is due; announce
-releases on the control topic.
+releases on the control topic. A scope's title layouts are learned again as soon as new
+examples arrive (trainer.layouts) and announced when they changed.
 
 A scope (a tenant, or the global adapter) is due once it has trainer.min_examples accepted or
 edited examples and either trainer.retrain_after new ones since its last training, or any new
@@ -25,10 +26,11 @@ from consumer.sink import new_producer
 from consumer.source import aiokafka_config, next_offsets
 from plugins.generators.hf import TransformersSpec
 from plugins.review import CopyReviewer
-from schemas import AdapterReleased, Settings
+from schemas import AdapterReleased, LayoutsReleased, Settings
 from schemas.settings import KafkaSettings, TrainerSettings
 from trainer.examples import GLOBAL, ExampleStore
 from trainer.feedback import FeedbackIngestor, Ingested, SuggestionIndex
+from trainer.layouts import LayoutLedger, learn
 from trainer.registry import Registry
 from trainer.run import Trained, train_once
 
@@ -79,14 +81,17 @@ class Schedule:
         temporary.replace(self.path)
 
 
-async def publish(producer: AIOKafkaProducer, topic: str, event: AdapterReleased) -> None:
+ControlEvent = AdapterReleased | LayoutsReleased
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, event: ControlEvent) -> None:
     """Publish a control event, keyed by scope so that each scope's events stay in order."""
     await producer.send_and_wait(
         topic, event.model_dump_json().encode(), (event.tenant or "").encode()
     )
 
 
-async def announce(kafka: KafkaSettings, topic: str, event: AdapterReleased) -> None:
+async def announce(kafka: KafkaSettings, topic: str, event: ControlEvent) -> None:
     producer = new_producer(kafka, client_id="copyflow-announce")
     await producer.start()
     try:
@@ -118,6 +123,8 @@ class Trainer:
         )
         self.stopping = asyncio.Event()
         self._unannounced: set[str | None] = set()
+        self.ledger = LayoutLedger(trainer.registry_dir)
+        self._layouts_due: set[str | None] = set()  # scopes with new examples since learned
 
     async def run(self) -> None:
         kafka, topics = self.settings.kafka, self.settings.topics
@@ -146,6 +153,11 @@ class Trainer:
                     await consumer.commit(next_offsets(records))
                     if ingested.examples:
                         check_at = 0.0
+                        if self.settings.trainer.layouts:
+                            self._layouts_due.update(
+                                None if name == GLOBAL else name for name in ingested.examples
+                            )
+                await self._update_layouts(producer)
                 await self._announce_pending(producer)
                 if training is not None and training.done():
                     await self._finished(scope, counted, training)
@@ -212,6 +224,29 @@ class Trainer:
         )
         if trained.release:
             self._unannounced.add(scope)
+
+    async def _update_layouts(self, producer: AIOKafkaProducer) -> None:
+        """Learn the title layouts of the scopes with new examples again; announce those that
+        changed. A scope whose announcement fails stays due and is tried again."""
+        for tenant in list(self._layouts_due):
+            event, _ = await asyncio.to_thread(
+                learn, self.store, tenant, self.settings.trainer.layout_min_titles
+            )
+            if self.ledger.is_news(event):
+                try:
+                    await publish(producer, self.settings.topics.control, event)
+                except KafkaError as exc:
+                    log.error("cannot announce %s layouts yet: %s", tenant or "global", exc)
+                    return
+                self.ledger.record(event)
+                log.info(
+                    "announced %s title layouts %s (%d keys, from %d accepted titles)",
+                    tenant or "global",
+                    event.version,
+                    len(event.layouts),
+                    event.titles,
+                )
+            self._layouts_due.discard(tenant)
 
     async def _announce_pending(self, producer: AIOKafkaProducer) -> None:
         """Tell the workers about releases; one that cannot be told now is tried again."""

@@ -169,11 +169,18 @@ def write_report(results: dict[str, Any], folder: Path, source: Path) -> Path:
             f"`{results['prompt_version']}`"
         )
     sources = sources_table(results)
+    learned = results.get("layouts")
+    layouts = (
+        f" Composed titles follow {learned['keys']} title layouts (version {learned['version']}) "
+        f"learned from {learned['titles']} accepted titles of `{learned['source']}`."
+        if learned
+        else ""
+    )
     summary = f"""# copyflow evaluation: channel `{results["channel"]}`
 
 {results["products"]} products from `{source}`{" (messy titles)" if results.get("messy") else ""};
 {model}; channel limits: title {results["limits"]["title_max"]}, description
-{results["limits"]["description_max"]} characters. Generation time: {timings}.
+{results["limits"]["description_max"]} characters. Generation time: {timings}.{layouts}
 
 {headline_table(results)}
 

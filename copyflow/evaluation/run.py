@@ -7,6 +7,10 @@
   builds suggestions;
 - composed: no model: compose_title for the title, template_description for the description.
 
+With layouts (``copyflow eval --learn-layouts FILE``: title layouts learned from another set
+of accepted titles), copyflow and composed lay composed titles out as a worker that was told
+those layouts does.
+
 Generation goes through the worker pool, one pass per generating system (naive, copyflow);
 the judge scores every system's copy (copyflow.evaluation.scores.judge_figures).
 """
@@ -31,6 +35,7 @@ from copyflow.wiring import build_pipeline, build_pool
 from plugins.candidates import compose_title, template_description
 from plugins.channels import ChannelRules, get_channel
 from plugins.generators import GenerationRequest, GenerationResult
+from plugins.layouts import TitleLayouts
 from plugins.validators import Grounding
 from schemas import ModelInfo, ProductEvent, Settings, Suggestion
 
@@ -55,7 +60,7 @@ async def _generate(
         await pool.close()
 
 
-def _job(item: Item, channel: str) -> Job:
+def _job(item: Item, channel: str, layouts: TitleLayouts | None) -> Job:
     event = ProductEvent(
         id=f"eval-{item.product.product_id}",
         type="product.updated",
@@ -64,7 +69,7 @@ def _job(item: Item, channel: str) -> Job:
         tenant="eval",
         data=item.product.model_copy(update={"channels": [channel]}),
     )
-    return Job(event, channel)
+    return Job(event, channel, None, layouts)
 
 
 def _naive_copy(item: Item, outcome: GenerationResult) -> Copy:
@@ -76,8 +81,9 @@ def _naive_copy(item: Item, outcome: GenerationResult) -> Copy:
     return Copy(item, first.strip(), " ".join(rest.split()))
 
 
-def _composed_copy(item: Item, rules: ChannelRules) -> Copy:
-    title = compose_title(item.product, rules.title_max)
+def _composed_copy(item: Item, rules: ChannelRules, layouts: TitleLayouts | None) -> Copy:
+    layout = layouts.for_product(item.product) if layouts else None
+    title = compose_title(item.product, rules.title_max, layout)
     return Copy(item, title, template_description(item.product, title, rules.description_max))
 
 
@@ -94,9 +100,14 @@ def _suggested_copy(item: Item, suggestion: Suggestion) -> Copy:
 
 
 def evaluate(
-    settings: Settings, items: Sequence[Item], channel: str, systems: Sequence[str] = SYSTEMS
+    settings: Settings,
+    items: Sequence[Item],
+    channel: str,
+    systems: Sequence[str] = SYSTEMS,
+    layouts: TitleLayouts | None = None,
 ) -> dict[str, Any]:
-    """Every system named in systems (SYSTEMS by default) over the items, scored."""
+    """Every system named in systems (SYSTEMS by default) over the items, scored. layouts:
+    learned title layouts for copyflow and composed (None: the default layout)."""
     unknown = set(systems) - set(SYSTEMS)
     if unknown or not systems:
         raise ValueError(f"systems: choose from {', '.join(SYSTEMS)}; got {', '.join(systems)}")
@@ -129,7 +140,8 @@ def evaluate(
             if isinstance(outcome, DeadLetter):
                 continue
             try:
-                suggestions[index] = pipeline.build(_job(item, channel), outcome, model, 0.0)
+                job = _job(item, channel, layouts)
+                suggestions[index] = pipeline.build(job, outcome, model, 0.0)
             except ValueError:  # no valid suggestion (as the worker's dead letter): a failure
                 continue
             if outcome.title is not None and outcome.description is not None:
@@ -150,7 +162,7 @@ def evaluate(
             _suggested_copy(i, s) for i, s in zip(items, suggestions, strict=True) if s is not None
         ]
     if "composed" in chosen:
-        copies["composed"] = [_composed_copy(i, rules) for i in items]
+        copies["composed"] = [_composed_copy(i, rules, layouts) for i in items]
 
     referee = Referee(rules, pipeline.reviewer.judge)
     figures = {name: score(system, rules, referee) for name, system in copies.items()}
@@ -187,7 +199,9 @@ def evaluate(
         **extra,
         "title_lengths": {name: [len(c.title) for c in system] for name, system in copies.items()},
         "examples": [
-            _example(item, rules, chosen, naive[index] if naive else None, suggestions[index])
+            _example(
+                item, rules, chosen, naive[index] if naive else None, suggestions[index], layouts
+            )
             for index, item in enumerate(items[:10])
         ],
     }
@@ -199,13 +213,15 @@ def _example(
     chosen: Sequence[str],
     answer: Outcome | None,
     suggestion: Suggestion | None,
+    layouts: TitleLayouts | None,
 ) -> dict[str, Any]:
     """One product's title from each system (None where that system made none)."""
+    layout = layouts.for_product(item.product) if layouts else None
     titles: dict[str, str | None] = {
         "original": item.product.title,
         "naive": _naive_copy(item, answer).title if isinstance(answer, GenerationResult) else None,
         "copyflow": suggestion.title if suggestion else None,
-        "composed": compose_title(item.product, rules.title_max),
+        "composed": compose_title(item.product, rules.title_max, layout),
     }
     return {
         "product_id": item.product.product_id,

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from consumer.adapters import parse_control
 from copyflow.embedded import stop_process
-from schemas import AdapterReleased, Feedback, Suggestion
+from schemas import AdapterReleased, Feedback, LayoutsReleased, Suggestion, TitleSlot
 from tests.harness import OutputReader, WorkerProcess, encoded, produce, product_event
 
 pytestmark = pytest.mark.integration
@@ -126,12 +127,15 @@ def test_feedback_trains_a_release_that_the_running_worker_switches_to(
     produce(kafka_bootstrap, feedback, ((None, value) for value in decisions))
 
     log = run_trainer()
-    [release] = [
-        AdapterReleased.model_validate_json(value)
-        for value in read_all(
-            kafka_bootstrap, topic_env["COPYFLOW_TOPICS__CONTROL"], 600, lambda v: bool(v), log
+    [release] = adapter_releases(
+        read_all(
+            kafka_bootstrap,
+            topic_env["COPYFLOW_TOPICS__CONTROL"],
+            600,
+            lambda v: bool(adapter_releases(v)),
+            log,
         )
-    ]
+    )
     assert (release.tenant, release.adapter_version) == ("shop-a", "v0001")
     dead = read_all(
         kafka_bootstrap,
@@ -184,9 +188,100 @@ def test_feedback_trains_a_release_that_the_running_worker_switches_to(
     reader.close()
 
 
+def adapter_releases(values: list[bytes]) -> list[AdapterReleased]:
+    """The adapter releases among control events (learned layouts are announced there too)."""
+    events = [parse_control(value) for value in values]
+    return [event for event in events if isinstance(event, AdapterReleased)]
+
+
 def wait_for_log(worker: WorkerProcess, line: str, timeout_s: float = 90) -> None:
     deadline = time.monotonic() + timeout_s
     while line not in worker.log.read_text(errors="replace"):
         assert worker.process.poll() is None, worker.log_tail()
         assert time.monotonic() < deadline, worker.log_tail()
         time.sleep(0.5)
+
+
+SHOP: list[TitleSlot] = ["brand", "gender", "color", "name", "type", "specs"]
+COLORS = ("Navy Blue", "Olive", "Maroon", "Black", "White", "Grey")
+NAMES = ("Slim Fit", "Regular Fit", "Checked", "Striped", "Printed", "Solid")
+
+
+def shirt(index: int, tenant: str) -> dict[str, object]:
+    name, color = NAMES[index % len(NAMES)], COLORS[index % len(COLORS)]
+    return product_event(
+        index,
+        tenant,
+        title=f"{name.lower()} shirt",
+        brand="Harbor",
+        category=["Apparel", "Shirts"],
+        attributes={"gender": "Men", "color": color},
+    )
+
+
+def test_accepted_titles_teach_a_layout_that_the_running_worker_composes_in(
+    start_worker: Callable[..., WorkerProcess],
+    trainer_env: dict[str, str],
+    topic_env: dict[str, str],
+    kafka_bootstrap: str,
+    run_trainer: Callable[[], Path],
+) -> None:
+    worker = start_worker()
+    reader = OutputReader(
+        kafka_bootstrap,
+        topic_env["COPYFLOW_TOPICS__SUGGESTIONS"],
+        topic_env["COPYFLOW_TOPICS__PRODUCTS_DLQ"],
+        4,
+    )
+    products = topic_env["COPYFLOW_TOPICS__PRODUCTS"]
+    produce(kafka_bootstrap, products, (encoded(shirt(i, "shop-a")) for i in range(12)))
+    before = reader.wait_for(lambda o: len(o.suggestions) >= 12, 180, worker).suggestions
+    assert {s.model.layouts_version for s in before} == {None}
+
+    # The shop's merchants put gender and color before the name: "Harbor Men Olive Slim Fit
+    # Shirt", where copyflow's default layout says "Harbor Slim Fit Men's Olive Shirt".
+    def house(s: Suggestion) -> str:
+        name = s.input.title.removesuffix(" shirt").title()
+        return f"Harbor Men {s.input.attributes['color']} {name} Shirt"
+
+    decisions = [
+        (
+            None,
+            json.dumps(
+                Feedback(
+                    suggestion_id=s.suggestion_id,
+                    product_id=s.product_id,
+                    tenant=s.tenant,
+                    action="edited",
+                    final_title=house(s),
+                    final_description=s.description,
+                ).model_dump(mode="json")
+            ).encode(),
+        )
+        for s in before
+    ]
+    produce(kafka_bootstrap, topic_env["COPYFLOW_TOPICS__FEEDBACK"], decisions)
+    trainer_env["COPYFLOW_TRAINER__MIN_EXAMPLES"] = "1000"  # layouts only: no LoRA training
+    log = run_trainer()
+    control = read_all(
+        kafka_bootstrap,
+        topic_env["COPYFLOW_TOPICS__CONTROL"],
+        120,
+        lambda v: any(isinstance(parse_control(e), LayoutsReleased) for e in v),
+        log,
+    )
+    [layouts] = [e for e in map(parse_control, control) if isinstance(e, LayoutsReleased)]
+    assert (layouts.tenant, layouts.titles, layouts.layouts) == ("shop-a", 12, {"*": SHOP})
+
+    wait_for_log(worker, f"shop-a: title layouts {layouts.version}")
+    again = [shirt(100, "shop-a"), shirt(101, "shop-b")]
+    produce(kafka_bootstrap, products, [encoded(event) for event in again])
+    outputs = reader.wait_for(lambda o: {"p-100", "p-101"} <= o.product_ids(), 120, worker)
+    made = {s.product_id: s for s in outputs.suggestions}
+    assert made["p-100"].title == "Harbor Men's Maroon Striped Shirt", made["p-100"].reason
+    assert made["p-100"].model.layouts_version == layouts.version
+    assert "learned layout" in (made["p-100"].reason or "")
+    # Another tenant keeps the default layout.
+    assert made["p-101"].title == "Harbor Solid Men's White Shirt", made["p-101"].reason
+    assert made["p-101"].model.layouts_version is None
+    reader.close()
