@@ -38,12 +38,23 @@ class Trained:
 
 
 def split(examples: Sequence[Example], share: float) -> tuple[list[Example], list[Example]]:
-    """(train, holdout) by a hash of each example's id: stable as examples are added."""
-    train: list[Example] = []
-    holdout: list[Example] = []
-    for example in examples:
-        digest = hashlib.sha256(example.example_id.encode()).digest()
-        (holdout if digest[0] / 256 < share else train).append(example)
+    """(train, holdout) by a hash of each example's id: stable as examples are added. With two
+    examples or more neither side is left empty: a small set whose hashes all fall on one side
+    gives the other side the example whose hash lies nearest to it."""
+
+    def position(example: Example) -> float:
+        return hashlib.sha256(example.example_id.encode()).digest()[0] / 256
+
+    train = [e for e in examples if position(e) >= share]
+    holdout = [e for e in examples if position(e) < share]
+    if len(examples) >= 2 and not holdout:
+        nearest = min(train, key=lambda e: (position(e), e.example_id))
+        train.remove(nearest)
+        holdout.append(nearest)
+    elif len(examples) >= 2 and not train:
+        nearest = max(holdout, key=lambda e: (position(e), e.example_id))
+        holdout.remove(nearest)
+        train.append(nearest)
     return train, holdout
 
 

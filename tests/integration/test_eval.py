@@ -184,3 +184,39 @@ def test_eval_rejects_an_unknown_channel_and_a_missing_file(
         tiny_model_dir, "--input", str(catalog), "--messy", "--report", str(tmp_path / "r")
     )
     assert done.returncode == 2 and "fashion_styles rows only" in done.stderr
+
+
+def test_eval_learns_layouts_from_accepted_titles_and_composes_in_them(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    colors, names = ("Navy", "Olive", "Maroon", "Black", "White", "Grey"), ("Slim Fit", "Linen")
+
+    def pair(n: int) -> dict[str, object]:
+        color, name = colors[n % len(colors)], names[n % len(names)]
+        return {
+            "product": {"product_id": f"s-{n}", "title": f"{name.lower()} shirt",
+                        "brand": "Harbor", "category": ["Apparel", "Shirts"],
+                        "attributes": {"gender": "Men", "color": color}},
+            "reference_title": f"Harbor Men {color} {name} Shirt",
+        }  # fmt: skip
+
+    evaluated, accepted = tmp_path / "eval.jsonl", tmp_path / "accepted.jsonl"
+    evaluated.write_text("".join(json.dumps(pair(n)) + "\n" for n in range(4)))
+    # The evaluated products are in the accepted file too: they are left out of learning.
+    accepted.write_text("".join(json.dumps(pair(n)) + "\n" for n in range(12)))
+    scores = {}
+    for learn in (False, True):
+        report = tmp_path / f"report-{learn}"
+        done = run_eval(
+            tiny_model_dir,
+            *("--input", str(evaluated), "--systems", "composed", "--report", str(report)),
+            *(("--learn-layouts", str(accepted), "--learn-limit", "8") if learn else ()),
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        metrics = json.loads((report / "metrics.json").read_text())
+        scores[learn] = metrics["systems"]["composed"]["rouge_l_title"]
+    assert "layouts: 1 learned from 8 accepted titles" in done.stderr
+    assert metrics["layouts"]["titles"] == 8
+    assert metrics["examples"][0]["composed"] == "Harbor Men's Navy Slim Fit Shirt"
+    assert scores[True] > scores[False]
+    assert "title layouts" in (report / "report.md").read_text()

@@ -270,18 +270,21 @@ def test_accepted_titles_teach_a_layout_that_the_running_worker_composes_in(
         lambda v: any(isinstance(parse_control(e), LayoutsReleased) for e in v),
         log,
     )
+    # Learned as the examples arrive: announced once trainer.layout_min_titles of them agree,
+    # and not again while later ones change nothing.
     [layouts] = [e for e in map(parse_control, control) if isinstance(e, LayoutsReleased)]
-    assert (layouts.tenant, layouts.titles, layouts.layouts) == ("shop-a", 12, {"*": SHOP})
+    assert (layouts.tenant, layouts.layouts) == ("shop-a", {"*": SHOP})
+    assert 5 <= layouts.titles <= 12
 
     wait_for_log(worker, f"shop-a: title layouts {layouts.version}")
     again = [shirt(100, "shop-a"), shirt(101, "shop-b")]
     produce(kafka_bootstrap, products, [encoded(event) for event in again])
     outputs = reader.wait_for(lambda o: {"p-100", "p-101"} <= o.product_ids(), 120, worker)
     made = {s.product_id: s for s in outputs.suggestions}
-    assert made["p-100"].title == "Harbor Men's Maroon Striped Shirt", made["p-100"].reason
+    assert made["p-100"].title == "Harbor Men's White Printed Shirt", made["p-100"].reason
     assert made["p-100"].model.layouts_version == layouts.version
     assert "learned layout" in (made["p-100"].reason or "")
     # Another tenant keeps the default layout.
-    assert made["p-101"].title == "Harbor Solid Men's White Shirt", made["p-101"].reason
+    assert made["p-101"].title == "Harbor Solid Men's Grey Shirt", made["p-101"].reason
     assert made["p-101"].model.layouts_version is None
     reader.close()

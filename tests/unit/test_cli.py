@@ -125,3 +125,36 @@ def test_train_and_adapters_commands_say_what_is_missing(
     assert main(["train", "--tenant", "shop-a", "--examples", str(examples)]) == 1
     err = capsys.readouterr().err
     assert "1 new examples stored" in err and "trainer.min_examples=50" in err
+
+
+def test_layouts_learn_shows_what_it_learned_and_says_when_the_broker_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from copyflow.embedded import free_port
+    from trainer.examples import Example, ExampleStore
+
+    monkeypatch.setenv("COPYFLOW_TRAINER__STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("COPYFLOW_TRAINER__REGISTRY_DIR", str(tmp_path / "registry"))
+    monkeypatch.setenv("COPYFLOW_KAFKA__BOOTSTRAP", f"127.0.0.1:{free_port()}")
+    assert main(["layouts", "learn", "--tenant", "shop-a", "--dry-run"]) == 0
+    assert "no category has enough accepted titles" in capsys.readouterr().out
+    colors = ("Navy", "Olive", "Maroon", "Black", "White", "Grey")
+    rows = [
+        {
+            "example_id": f"s-{n}", "tenant": "shop-a", "channel": "default",
+            "action": "edited", "description": "",
+            "product": {"product_id": f"p{n}", "title": "linen shirt", "brand": "Harbor",
+                        "category": ["Shirts"],
+                        "attributes": {"gender": "Men", "color": colors[n]}},
+            "title": f"Harbor Men {colors[n]} Linen Shirt",
+        }
+        for n in range(6)
+    ]  # fmt: skip
+    ExampleStore(tmp_path / "store").add(Example.model_validate(row) for row in rows)
+    assert main(["layouts", "learn", "--tenant", "shop-a", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "brand gender color name type specs" in out
+    assert "shop-a: 1 learned layouts" in out and "from 6 accepted titles" in out
+    assert main(["layouts", "learn", "--tenant", "shop-a"]) == 1
+    assert "not announced" in capsys.readouterr().err
+    assert not (tmp_path / "registry" / "layouts").exists()  # tried again next time

@@ -130,6 +130,16 @@ def test_the_split_is_stable_as_examples_arrive() -> None:
     assert {e.example_id for e in holdout} <= {e.example_id for e in holdout_later}
 
 
+def test_a_small_set_always_has_examples_on_both_sides() -> None:
+    examples = [house_example(i) for i in range(300)]
+    train, holdout = split(examples, 0.2)
+    # Sets made only of the examples the hash puts on one side still split.
+    for side in (train[:24], holdout[:24]):
+        small_train, small_holdout = split(side, 0.2)
+        assert small_train and small_holdout and len(small_train) + len(small_holdout) == 24
+    assert split(examples[:1], 0.2) in (([examples[0]], []), ([], [examples[0]]))
+
+
 @pytest.mark.parametrize(
     ("learning_rate", "epochs", "released"), [(2e-2, 16, True), (1e-7, 1, False)]
 )
