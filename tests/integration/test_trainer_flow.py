@@ -69,6 +69,19 @@ def run_trainer(trainer_env: dict[str, str], tmp_path: Path) -> Iterator[Callabl
         stop_process(process, timeout_s=120)
 
 
+@pytest.fixture
+def reader(topic_env: dict[str, str], kafka_bootstrap: str) -> Iterator[OutputReader]:
+    """Reads the suggestions and dead letters the workers publish."""
+    outputs = OutputReader(
+        kafka_bootstrap,
+        topic_env["COPYFLOW_TOPICS__SUGGESTIONS"],
+        topic_env["COPYFLOW_TOPICS__PRODUCTS_DLQ"],
+        4,
+    )
+    yield outputs
+    outputs.close()
+
+
 def read_all(
     bootstrap: str, topic: str, timeout_s: float, until: Callable[[list[bytes]], bool], log: Path
 ) -> list[bytes]:
@@ -94,14 +107,9 @@ def test_feedback_trains_a_release_that_the_running_worker_switches_to(
     topic_env: dict[str, str],
     kafka_bootstrap: str,
     run_trainer: Callable[[], Path],
+    reader: OutputReader,
 ) -> None:
     worker = start_worker()
-    reader = OutputReader(
-        kafka_bootstrap,
-        topic_env["COPYFLOW_TOPICS__SUGGESTIONS"],
-        topic_env["COPYFLOW_TOPICS__PRODUCTS_DLQ"],
-        4,
-    )
     products = topic_env["COPYFLOW_TOPICS__PRODUCTS"]
     produce(kafka_bootstrap, products, (encoded(mug(i, "shop-a")) for i in range(24)))
     before = reader.wait_for(lambda o: len(o.suggestions) >= 24, 180, worker).suggestions
@@ -185,7 +193,6 @@ def test_feedback_trains_a_release_that_the_running_worker_switches_to(
     outputs = reader.wait_for(lambda o: "p-102" in o.product_ids(), 120, worker)
     [after] = [s for s in outputs.suggestions if s.product_id == "p-102"]
     assert after.model.adapter is None
-    reader.close()
 
 
 def adapter_releases(values: list[bytes]) -> list[AdapterReleased]:
@@ -225,14 +232,9 @@ def test_accepted_titles_teach_a_layout_that_the_running_worker_composes_in(
     topic_env: dict[str, str],
     kafka_bootstrap: str,
     run_trainer: Callable[[], Path],
+    reader: OutputReader,
 ) -> None:
     worker = start_worker()
-    reader = OutputReader(
-        kafka_bootstrap,
-        topic_env["COPYFLOW_TOPICS__SUGGESTIONS"],
-        topic_env["COPYFLOW_TOPICS__PRODUCTS_DLQ"],
-        4,
-    )
     products = topic_env["COPYFLOW_TOPICS__PRODUCTS"]
     produce(kafka_bootstrap, products, (encoded(shirt(i, "shop-a")) for i in range(12)))
     before = reader.wait_for(lambda o: len(o.suggestions) >= 12, 180, worker).suggestions
@@ -287,4 +289,3 @@ def test_accepted_titles_teach_a_layout_that_the_running_worker_composes_in(
     # Another tenant keeps the default layout.
     assert made["p-101"].title == "Harbor Solid Men's Grey Shirt", made["p-101"].reason
     assert made["p-101"].model.layouts_version is None
-    reader.close()

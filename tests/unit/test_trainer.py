@@ -175,3 +175,46 @@ def test_too_few_examples_is_a_clear_error(tiny_model_dir: Path, tmp_path: Path)
     ExampleStore(settings.store_dir).add(house_example(i) for i in range(5))
     with pytest.raises(NotEnoughExamples, match=r"trainer\.min_examples=50"):
         train_once(tiny_spec(tiny_model_dir), settings, "shop-a", CopyReviewer(), False)
+
+
+def test_the_shared_prefix_answer_only_loss_is_the_full_loss_with_its_gradients(
+    tiny_model_dir: Path,
+) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainer.lora import _batches, _Encoder, answer_loss, shared_prefix
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    config = LoraConfig(
+        r=4, target_modules=["q_proj", "v_proj", "lm_head"], init_lora_weights=False
+    )
+    model = get_peft_model(base, config)
+    encode = _Encoder(tokenizer, "v3")
+    # Rows of different lengths: padding, and labels only on each row's answer.
+    [batch] = _batches([encode(house_example(i)) for i in (1, 22, 333)], 3, 0, torch.device("cpu"))
+    assert (batch["attention_mask"] == 0).any()
+    prefix = shared_prefix(batch["input_ids"], batch["labels"])
+    assert 0.5 * batch["input_ids"].shape[1] < prefix  # the instructions and examples
+    assert (batch["labels"][:, : prefix + 1] == -100).all()
+    single = {name: value[:1] for name, value in batch.items()}
+    assert shared_prefix(single["input_ids"], single["labels"]) == 0
+
+    def gradients(loss: torch.Tensor) -> list[torch.Tensor]:
+        model.zero_grad()
+        loss.backward()
+        return [
+            p.grad.clone() for p in model.parameters() if p.requires_grad and p.grad is not None
+        ]
+
+    full = model(**batch).loss
+    ours = answer_loss(model, batch)
+    assert torch.allclose(ours, full, rtol=1e-5, atol=1e-6)
+    expected, got = gradients(full), gradients(answer_loss(model, batch))
+    assert len(got) == len(expected) > 0
+    for a, b in zip(got, expected, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert torch.allclose(answer_loss(model, single), model(**single).loss, rtol=1e-5)
