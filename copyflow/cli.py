@@ -7,12 +7,15 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consumer.kafka import BrokerUnavailable
 from consumer.pool import PoolError
 from plugins.generators.smollm2 import ModelNotPrepared
 from schemas import Product, Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from trainer.bootstrap import Bootstrap
 
 log = logging.getLogger("copyflow")
 
@@ -167,6 +170,7 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from trainer.examples import GLOBAL, Example, ExampleStore
     from trainer.run import NotEnoughExamples, train_once
 
+    notes: dict[str, Any] = {}
     if args.examples is not None:
         if not args.examples.is_file():
             print(f"copyflow train: {args.examples}: no such file", file=sys.stderr)
@@ -184,9 +188,20 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             examples.append(example.model_copy(update={"tenant": args.tenant or GLOBAL}))
         added = ExampleStore(settings.trainer.store_dir).add(examples)
         print(f"{added} new examples stored", file=sys.stderr)
+    if args.bootstrap is not None:
+        made = _bootstrap(args.bootstrap, args.tenant or GLOBAL, args.limit)
+        if made is None:
+            return 2
+        added = ExampleStore(settings.trainer.store_dir).add(made.examples)
+        print(f"bootstrap: {made.summary()}; {added} new examples stored", file=sys.stderr)
+        notes["bootstrap"] = made.summary()
     try:
         trained = train_once(
-            build_spec(settings), settings.trainer, args.tenant, build_pipeline(settings).reviewer
+            build_spec(settings),
+            settings.trainer,
+            args.tenant,
+            build_pipeline(settings).reviewer,
+            notes=notes,
         )
     except NotEnoughExamples as exc:
         print(f"copyflow train: {exc}", file=sys.stderr)
@@ -194,6 +209,33 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     outcome = f"released {trained.release.version}" if trained.release else "not released"
     print(f"{outcome}: {trained.verdict.reason}; report: {trained.report_dir / 'report.md'}")
     return _announce(settings, args.tenant) if trained.release else 0
+
+
+def _bootstrap(path: Path, scope_name: str, limit: int | None) -> Bootstrap | None:
+    """Bootstrap examples from a catalog file in the backfill's formats (None: unreadable)."""
+    from itertools import islice
+
+    from copyflow.backfill import read_catalog
+    from copyflow.evaluation.data import DataError
+    from schemas import ProductEvent
+    from trainer.bootstrap import bootstrap_examples
+
+    if not path.is_file():
+        print(f"copyflow train: {path}: no such file", file=sys.stderr)
+        return None
+    try:
+        lines = list(islice(read_catalog(path, scope_name), limit))
+    except DataError as exc:
+        print(f"copyflow train: {exc}", file=sys.stderr)
+        return None
+    bad = [line for line in lines if line.event is None]
+    for line in bad[:5]:
+        print(f"{path}:{line.number}: {line.error}", file=sys.stderr)
+    products = [ProductEvent.model_validate_json(line.event).data for line in lines if line.event]
+    made = bootstrap_examples(products, scope_name)
+    if bad:
+        made.excluded["unreadable line"] += len(bad)
+    return made
 
 
 def _cmd_trainer(args: argparse.Namespace, settings: Settings) -> int:
@@ -472,6 +514,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--examples", type=Path, help="JSONL of examples to store first (see README: Trainer)"
     )
+    train.add_argument(
+        "--bootstrap",
+        type=Path,
+        metavar="CATALOG",
+        help="make examples from a catalog dump first (.jsonl or .csv, as backfill reads): "
+        "its real titles as targets for degraded inputs (see README: Bootstrap)",
+    )
+    train.add_argument("--limit", type=_positive, help="--bootstrap: the first N products only")
 
     command(
         "trainer",

@@ -94,8 +94,9 @@ def train_lora(
     output: Path,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> TrainResult:
-    """Train a LoRA adapter and save it (safetensors) to output. progress(step, steps, loss)
-    is called after each optimizer step."""
+    """Train a LoRA adapter and save it (safetensors) to output. progress(examples, total,
+    loss) is called after each optimizer step with the examples trained on so far (each
+    epoch counts them again) out of the run's total."""
     from peft import LoraConfig, get_peft_model  # the trainer's dependency, not the worker's
 
     started = time.perf_counter()
@@ -129,7 +130,7 @@ def train_lora(
     )
     result = TrainResult(examples=len(train), device=str(device), dtype=str(dtype).split(".")[-1])
     order = random.Random(settings.seed)
-    step = 0
+    step = seen = 0
     for _ in range(settings.epochs):
         model.train()
         order.shuffle(batches)
@@ -142,8 +143,9 @@ def train_lora(
             optimizer.zero_grad()
             step += 1
             result.losses.append(loss.item())
+            seen += batch["input_ids"].shape[0]
             if progress is not None:
-                progress(step, steps, result.losses[-1])
+                progress(seen, len(train) * settings.epochs, result.losses[-1])
         result.holdout_losses.append(_mean_loss(model, held))
     model.save_pretrained(str(output), safe_serialization=True)
     result.seconds = time.perf_counter() - started

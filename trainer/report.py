@@ -40,7 +40,7 @@ def write_report(
 {metrics["train_examples"]} training and {metrics["holdout_examples"]} held-out examples,
 {m["epochs"]} epochs on {m["device"]} ({m["dtype"]}) in {m["seconds"]:.0f} s,
 peak memory {metrics["peak_rss_mb"]:.0f} MB. Data fingerprint `{metrics["data_fingerprint"]}`.
-
+{f"{chr(10)}Bootstrapped from a catalog: {m['bootstrap']}.{chr(10)}" if "bootstrap" in m else ""}
 | held-out | current ({metrics["current_name"]}) | candidate |
 | --- | --- | --- |
 {rows}

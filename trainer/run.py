@@ -79,9 +79,11 @@ def train_once(
     tenant: str | None,
     reviewer: CopyReviewer,
     show_progress: bool = True,
+    notes: dict[str, Any] | None = None,
 ) -> Trained:
     """Train a candidate on the scope's examples and release it if the gate passes. The
-    global adapter learns only from the global store, never from a tenant's examples."""
+    global adapter learns only from the global store, never from a tenant's examples. notes:
+    more figures for the report (how a bootstrap made its examples)."""
     store = ExampleStore(settings.store_dir)
     registry = Registry(settings.registry_dir)
     examples = [e for e in store.load(tenant or GLOBAL) if e.trainable]
@@ -97,12 +99,13 @@ def train_once(
     work = registry.root / ".runs" / f"{scope(tenant)}-{started:%Y%m%dT%H%M%S%f}"
     adapter_dir = work / "adapter"
 
-    with tqdm(total=None, desc="training", unit="step", disable=not show_progress) as bar:
+    # Examples per second and the time left, as tqdm shows them for a total in examples.
+    with tqdm(total=None, desc="training", unit="example", disable=not show_progress) as bar:
 
-        def progress(step: int, steps: int, loss: float) -> None:
-            bar.total = steps
+        def progress(seen: int, total: int, loss: float) -> None:
+            bar.total = total
             bar.set_postfix(loss=f"{loss:.3f}")
-            bar.update(1)
+            bar.update(seen - bar.n)
 
         result = train_lora(
             spec.location, spec.prompt_version, train, holdout, settings, adapter_dir, progress
@@ -142,6 +145,7 @@ def train_once(
         "released": verdict.release,
         "version": version,
         "verdict": verdict.reason,
+        **(notes or {}),
     }
     reports = write_report(work, metrics, result.losses, result.holdout_losses)
     release = None
