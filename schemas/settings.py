@@ -219,6 +219,13 @@ class TrainerSettings(_Section):
         gt=0,
         description="`copyflow trainer`: train a scope with any new example after this long.",
     )
+    bootstrap_after: int = Field(
+        default=0,
+        ge=0,
+        description="`copyflow trainer`: bootstrap a tenant from its own catalog (see `copyflow "
+        "train --bootstrap`) once its suggestions have shown this many distinct products; "
+        "0 turns it off.",
+    )
     layouts: bool = Field(
         default=True,
         description="`copyflow trainer`: learn each scope's title layouts from its accepted "

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from consumer.dead_letters import DeadLetter
 from consumer.source import Record, Records
-from schemas import Feedback, Suggestion
+from schemas import Feedback, Product, Suggestion
 from schemas.settings import TopicSettings
 from trainer.examples import GLOBAL, Example, ExampleStore, from_decision
 
@@ -44,15 +44,36 @@ class SuggestionIndex:
                 body TEXT NOT NULL
             );
             CREATE INDEX IF NOT EXISTS parked_by_suggestion ON parked (suggestion_id);
+            CREATE TABLE IF NOT EXISTS products (
+                tenant TEXT NOT NULL,
+                product_id TEXT NOT NULL,
+                body TEXT NOT NULL,
+                PRIMARY KEY (tenant, product_id)
+            );
             """
         )
 
     def add(self, suggestions: Sequence[Suggestion]) -> None:
+        """Index suggestions, and keep each tenant's products as the latest suggestion on
+        them shows them (what a bootstrap learns from)."""
         with self.db:
             self.db.executemany(
                 "INSERT OR REPLACE INTO suggestions VALUES (?, ?)",
                 [(str(s.suggestion_id), s.model_dump_json()) for s in suggestions],
             )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO products VALUES (?, ?, ?)",
+                [(s.tenant, s.product_id, s.input.model_dump_json()) for s in suggestions],
+            )
+
+    def product_counts(self) -> dict[str, int]:
+        """Distinct products seen per tenant."""
+        rows = self.db.execute("SELECT tenant, count(*) FROM products GROUP BY tenant")
+        return {tenant: int(count) for tenant, count in rows}
+
+    def products(self, tenant: str) -> list[Product]:
+        rows = self.db.execute("SELECT body FROM products WHERE tenant = ?", (tenant,))
+        return [Product.model_validate_json(row[0]) for row in rows]
 
     def get(self, ids: Iterable[str]) -> dict[str, Suggestion]:
         wanted = list(set(ids))

@@ -28,7 +28,8 @@ from plugins.generators.hf import TransformersSpec
 from plugins.review import CopyReviewer
 from schemas import AdapterReleased, LayoutsReleased, Settings
 from schemas.settings import KafkaSettings, TrainerSettings
-from trainer.examples import GLOBAL, ExampleStore
+from trainer.bootstrap import bootstrap_examples
+from trainer.examples import GLOBAL, ExampleStore, folder_name
 from trainer.feedback import FeedbackIngestor, Ingested, SuggestionIndex
 from trainer.layouts import LayoutLedger, learn
 from trainer.registry import Registry
@@ -157,6 +158,8 @@ class Trainer:
                             self._layouts_due.update(
                                 None if name == GLOBAL else name for name in ingested.examples
                             )
+                if records and self.settings.trainer.bootstrap_after:
+                    await asyncio.to_thread(self._bootstrap_due)
                 await self._update_layouts(producer)
                 await self._announce_pending(producer)
                 if training is not None and training.done():
@@ -224,6 +227,23 @@ class Trainer:
         )
         if trained.release:
             self._unannounced.add(scope)
+
+    def _bootstrap_due(self) -> None:
+        """Bootstrap each tenant, once, whose suggestions have shown trainer.bootstrap_after
+        products: their copy as it stood becomes examples; the schedule then trains it."""
+        marks = Path(self.settings.trainer.store_dir).expanduser() / "bootstrapped"
+        for tenant, count in self.index.product_counts().items():
+            mark = marks / f"{folder_name(tenant)}.json"
+            if count < self.settings.trainer.bootstrap_after or mark.is_file():
+                continue
+            made = bootstrap_examples(self.index.products(tenant), tenant)
+            added = self.store.add(made.examples)
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.write_text(json.dumps({"products": count, "summary": made.summary()}))
+            self._layouts_due.add(tenant)
+            log.info(
+                "bootstrapped %s from its catalog: %s; %d stored", tenant, made.summary(), added
+            )
 
     async def _update_layouts(self, producer: AIOKafkaProducer) -> None:
         """Learn the title layouts of the scopes with new examples again; announce those that

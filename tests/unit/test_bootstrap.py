@@ -88,3 +88,47 @@ def test_train_bootstrap_reads_a_catalog_and_says_what_it_used(
     (tmp_path / "catalog.txt").write_text(json.dumps({"product_id": "x"}))
     assert main(["train", "--bootstrap", str(tmp_path / "catalog.txt")]) == 2
     assert "a catalog is .jsonl or .csv" in capsys.readouterr().err
+
+
+def test_the_trainer_bootstraps_a_tenant_once_it_has_seen_enough_products(tmp_path: Path) -> None:
+    import uuid
+
+    from plugins.review import CopyReviewer
+    from schemas import ModelInfo, Settings, Suggestion
+    from trainer.service import Trainer
+
+    settings = Settings.model_validate(
+        {
+            "trainer": {
+                "store_dir": str(tmp_path / "store"),
+                "registry_dir": str(tmp_path / "registry"),
+                "bootstrap_after": 3,
+            }
+        }
+    )
+    trainer = Trainer(settings, None, CopyReviewer())  # type: ignore[arg-type]
+
+    def seen(tenant: str, index: int) -> Suggestion:
+        product = LAMP.model_copy(
+            update={"product_id": f"l-{index}", "title": f"Lumenix Desk Lamp L{index}"}
+        )
+        return Suggestion(
+            suggestion_id=uuid.uuid4(), product_id=product.product_id, tenant=tenant,
+            source_event_id="e", channel="default", title=product.title, description="",
+            model=ModelInfo(base="m", revision="r", prompt_version="v3"), checks=[],
+            fallback_used=True, latency_ms=1.0, content_hash="h", input=product,
+        )  # fmt: skip
+
+    # Two suggestions on one product count it once.
+    trainer.index.add([seen("shop-a", 1), seen("shop-a", 1), seen("shop-a", 2), seen("b", 1)])
+    trainer._bootstrap_due()
+    assert trainer.store.load("shop-a") == []
+    trainer.index.add([seen("shop-a", 3)])
+    trainer._bootstrap_due()
+    made = trainer.store.load("shop-a")
+    assert sorted(e.title for e in made) == [f"Lumenix Desk Lamp L{i}" for i in (1, 2, 3)]
+    assert trainer.store.load("b") == [] and "shop-a" in trainer._layouts_due
+    trainer.index.add([seen("shop-a", 4)])
+    trainer._bootstrap_due()  # once per tenant
+    assert len(trainer.store.load("shop-a")) == 3
+    trainer.index.close()
