@@ -21,7 +21,13 @@ def exported(tmp_path: Path) -> dict[str, dict[str, object]]:
 
 
 def test_one_schema_per_contract(exported: dict[str, dict[str, object]]) -> None:
-    assert set(exported) == {"product_event", "suggestion", "feedback", "adapter_released"}
+    assert set(exported) == {
+        "product_event",
+        "suggestion",
+        "feedback",
+        "adapter_released",
+        "layouts_released",
+    }
 
 
 def test_product_event_schema_accepts_and_rejects_like_the_models(
@@ -53,3 +59,15 @@ def test_published_suggestions_validate_against_their_schema(
         input=Product(product_id="p", title="t"),
     )
     jsonschema.validate(json.loads(suggestion.model_dump_json()), exported["suggestion"])
+
+
+def test_layouts_released_validates_and_refuses_unknown_parts(
+    exported: dict[str, dict[str, object]],
+) -> None:
+    from schemas import LayoutsReleased
+
+    validator = jsonschema.Draft202012Validator(exported["layouts_released"])
+    event = LayoutsReleased(tenant="t", version="v", layouts={"*": ["brand", "type"]})
+    assert validator.is_valid(json.loads(event.model_dump_json()))
+    assert not validator.is_valid({"type": "layouts.released", "version": "v",
+                                   "layouts": {"*": ["hat"]}})  # fmt: skip
