@@ -14,7 +14,6 @@ refused by the gate. Prints training time and peak memory; the last line is one 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import random
 import tempfile
@@ -88,7 +87,8 @@ def main() -> None:
     examples = house_examples(args.train + args.holdout)
     train, holdout = examples[: args.train], examples[args.train :]
     reviewer = CopyReviewer(settings.checks.banned_phrases)
-    base = evaluate(spec.build(trainer.device), holdout, reviewer)
+    generator = spec.build(trainer.device)  # adapters are loaded into it as workers do
+    base = evaluate(generator, holdout, reviewer)
     print(f"base model: {base}", flush=True)
     results: dict[str, Any] = {"benchmark": "style", "train": len(train), "holdout": len(holdout)}
     results["base"] = base
@@ -105,8 +105,9 @@ def main() -> None:
             trained = train_lora(
                 spec.location, spec.prompt_version, data, holdout, trainer, Path(folder)
             )
-            adapted = dataclasses.replace(spec, adapter=folder, adapter_version=name)
-            scores = evaluate(adapted.build(trainer.device), holdout, reviewer)
+            generator.load_adapter(name, folder)
+            scores = evaluate(generator, holdout, reviewer, name)
+            generator.unload_adapter(name)
         verdict = decide(scores, base, trainer.margin)
         results[name] = {
             **scores,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from plugins.channels import get_channel
-from plugins.generators import GenerationRequest
+from plugins.generators import GenerationRequest, GenerationResult
 from plugins.generators.hf import TransformersGenerator
 from plugins.review import CopyReviewer
 from plugins.similarity import rouge_l
@@ -27,8 +27,20 @@ _CHECKS = (
 )
 
 
+def answers(
+    generator: TransformersGenerator, holdout: Sequence[Example], adapter: str | None = None
+) -> list[GenerationResult]:
+    """The model's answers for held-out examples, made as a worker makes them: adapter names
+    a LoRA adapter the generator has loaded unmerged (GenerationRequest.adapter), None the
+    base model."""
+    return generator.generate([GenerationRequest(e.product, e.channel, adapter) for e in holdout])
+
+
 def evaluate(
-    generator: TransformersGenerator, holdout: Sequence[Example], reviewer: CopyReviewer
+    generator: TransformersGenerator,
+    holdout: Sequence[Example],
+    reviewer: CopyReviewer,
+    adapter: str | None = None,
 ) -> dict[str, float]:
     """Scores of the copy a model makes for held-out examples, against the merchant's text:
     ROUGE-L and exact match of the title, ROUGE-L of the description, and the share of the
@@ -36,8 +48,7 @@ def evaluate(
     model's own answer is scored (the served copy where it gave none), not the judge's pick:
     the gate asks whether the adapter learned the merchant's edits, and a composed title
     would hide that."""
-    requests = [GenerationRequest(e.product, e.channel) for e in holdout]
-    results = generator.generate(requests)
+    results = answers(generator, holdout, adapter)
     titles, descriptions, exact, clean = [], [], 0, 0
     failed = dict.fromkeys(_CHECKS, 0)
     for example, result in zip(holdout, results, strict=True):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -112,19 +111,17 @@ def train_once(
         )
 
     current = serving(registry, tenant)
-    current_spec = spec
+    # Both scored as workers serve them: one base model, the adapters loaded unmerged beside
+    # each other and named per request, through the workers' own decoding path.
+    generator = spec.build(settings.device)
+    current_name = None
     if current is not None:
-        current_spec = dataclasses.replace(
-            spec,
-            adapter=str(registry.location(current)),
-            adapter_version=current.version,
-        )
-    candidate_spec = dataclasses.replace(
-        spec, adapter=str(adapter_dir), adapter_version="candidate"
-    )
+        current_name = "gate_current"
+        generator.load_adapter(current_name, str(registry.location(current)))
+    generator.load_adapter("gate_candidate", str(adapter_dir))
     log.info("evaluating current and candidate on %d held-out examples", len(holdout))
-    current_scores = evaluate(current_spec.build(settings.device), holdout, reviewer)
-    candidate_scores = evaluate(candidate_spec.build(settings.device), holdout, reviewer)
+    current_scores = evaluate(generator, holdout, reviewer, current_name)
+    candidate_scores = evaluate(generator, holdout, reviewer, "gate_candidate")
     verdict = decide(candidate_scores, current_scores, settings.margin)
     version = registry.next_version(tenant) if verdict.release else None
     metrics: dict[str, Any] = {

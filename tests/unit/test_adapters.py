@@ -152,3 +152,31 @@ def test_a_switch_keeps_the_replaced_adapter_until_no_batch_uses_it(
             await pool.close()
 
     asyncio.run(body())
+
+
+def test_the_gate_answers_exactly_as_a_worker_serves_the_adapter(
+    tiny_model_dir: Path, adapters: dict[str, Path]
+) -> None:
+    """The gate scores what workers will publish: the same adapter, unmerged, through the
+    same decoding, gives the same text for the same products, also for an adapter that has
+    not learnt its style whole (products it never saw)."""
+    from trainer.gate import answers
+
+    spec = tiny_spec(tiny_model_dir)
+    held = [house_example(200 + i) for i in range(6)]
+    gate = spec.build("cpu")
+    gate.load_adapter("gate_candidate", str(adapters["shop-a"]))
+    gated = [r.raw_text for r in answers(gate, held, "gate_candidate")]
+    assert gated != [r.raw_text for r in answers(gate, held)]  # the adapter is in effect
+    pool = WorkerPool(spec, ["cpu"], max_batch=4, max_wait_s=0.01, capacity=16)
+
+    async def served() -> list[Any]:
+        await pool.start()
+        try:
+            await pool.load_adapter("adapter_0123", str(adapters["shop-a"]))
+            requests = [GenerationRequest(e.product, e.channel, "adapter_0123") for e in held]
+            return await pool.generate(requests)
+        finally:
+            await pool.close()
+
+    assert [r.raw_text for r in asyncio.run(served())] == gated
