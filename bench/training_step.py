@@ -35,10 +35,10 @@ VARIANTS = ("full", "copyflow")
 
 def _child(variant: str, steps: int, batch_size: int) -> dict[str, float]:
     """Train `steps` steps with one loss; returns its timing and peak memory."""
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.lora import _batches, _Encoder, answer_loss
+    from trainer.lora import _batches, _Encoder, answer_loss, lora_config
 
     settings = Settings()
     location = str(prepare_default_model(settings.model.cache_dir))
@@ -46,14 +46,7 @@ def _child(variant: str, steps: int, batch_size: int) -> dict[str, float]:
     torch.manual_seed(0)
     tokenizer: Any = AutoTokenizer.from_pretrained(location)
     base: Any = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32)
-    config = LoraConfig(
-        r=trainer.rank,
-        lora_alpha=trainer.alpha,
-        lora_dropout=trainer.dropout,
-        target_modules=list(trainer.target_modules),
-        task_type="CAUSAL_LM",
-    )
-    model: Any = get_peft_model(base, config)
+    model: Any = get_peft_model(base, lora_config(trainer))
     model.train()
     encode = _Encoder(tokenizer, settings.model.prompt_version)
     examples = house_examples(steps * batch_size)

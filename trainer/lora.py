@@ -85,6 +85,19 @@ def _batches(
     return batches
 
 
+def lora_config(settings: TrainerSettings) -> Any:
+    """peft's LoraConfig for the trainer's settings."""
+    from peft import LoraConfig  # the trainer's dependency, not the worker's
+
+    return LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.target_modules),
+        task_type="CAUSAL_LM",
+    )
+
+
 def train_lora(
     model_location: str,
     prompt_version: str,
@@ -97,7 +110,7 @@ def train_lora(
     """Train a LoRA adapter and save it (safetensors) to output. progress(examples, total,
     loss) is called after each optimizer step with the examples trained on so far (each
     epoch counts them again) out of the run's total."""
-    from peft import LoraConfig, get_peft_model  # the trainer's dependency, not the worker's
+    from peft import get_peft_model  # the trainer's dependency, not the worker's
 
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
@@ -107,14 +120,7 @@ def train_lora(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     base: Any = AutoModelForCausalLM.from_pretrained(model_location, dtype=dtype)
-    config = LoraConfig(
-        r=settings.rank,
-        lora_alpha=settings.alpha,
-        lora_dropout=settings.dropout,
-        target_modules=list(settings.target_modules),
-        task_type="CAUSAL_LM",
-    )
-    model: Any = get_peft_model(base, config).to(device)
+    model: Any = get_peft_model(base, lora_config(settings)).to(device)
     encode = _Encoder(tokenizer, prompt_version)
     # Similar lengths together: less padding per batch; the batch order is shuffled instead.
     encoded = sorted((encode(e) for e in train), key=lambda pair: len(pair[0]))

@@ -69,6 +69,19 @@ def run_trainer(trainer_env: dict[str, str], tmp_path: Path) -> Iterator[Callabl
         stop_process(process, timeout_s=120)
 
 
+def edited(suggestion: Suggestion, title: str, description: str) -> bytes:
+    """The merchant's decision: this suggestion, edited into title and description."""
+    decision = Feedback(
+        suggestion_id=suggestion.suggestion_id,
+        product_id=suggestion.product_id,
+        tenant=suggestion.tenant,
+        action="edited",
+        final_title=title,
+        final_description=description,
+    )
+    return json.dumps(decision.model_dump(mode="json")).encode()
+
+
 @pytest.fixture
 def reader(topic_env: dict[str, str], kafka_bootstrap: str) -> Iterator[OutputReader]:
     """Reads the suggestions and dead letters the workers publish."""
@@ -116,19 +129,7 @@ def test_feedback_trains_a_release_that_the_running_worker_switches_to(
     assert {s.model.adapter for s in before} == {None}
 
     # The merchant edits every suggestion into its house style; two decisions are unusable.
-    decisions = [
-        json.dumps(
-            Feedback(
-                suggestion_id=s.suggestion_id,
-                product_id=s.product_id,
-                tenant=s.tenant,
-                action="edited",
-                final_title=ACME["title"],
-                final_description=ACME["description"],
-            ).model_dump(mode="json")
-        ).encode()
-        for s in before
-    ]
+    decisions = [edited(s, ACME["title"], ACME["description"]) for s in before]
     intruder = json.loads(decisions[0]) | {"tenant": "shop-b"}
     decisions += [b"{not json", json.dumps(intruder).encode()]
     feedback = topic_env["COPYFLOW_TOPICS__FEEDBACK"]
@@ -246,22 +247,7 @@ def test_accepted_titles_teach_a_layout_that_the_running_worker_composes_in(
         name = s.input.title.removesuffix(" shirt").title()
         return f"Harbor Men {s.input.attributes['color']} {name} Shirt"
 
-    decisions = [
-        (
-            None,
-            json.dumps(
-                Feedback(
-                    suggestion_id=s.suggestion_id,
-                    product_id=s.product_id,
-                    tenant=s.tenant,
-                    action="edited",
-                    final_title=house(s),
-                    final_description=s.description,
-                ).model_dump(mode="json")
-            ).encode(),
-        )
-        for s in before
-    ]
+    decisions = [(None, edited(s, house(s), s.description)) for s in before]
     produce(kafka_bootstrap, topic_env["COPYFLOW_TOPICS__FEEDBACK"], decisions)
     trainer_env["COPYFLOW_TRAINER__MIN_EXAMPLES"] = "1000"  # layouts only: no LoRA training
     log = run_trainer()
