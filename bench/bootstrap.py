@@ -89,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.products, args.holdout = 60, 20
-    from copyflow.wiring import build_spec
+    from copyflow.wiring import build_trainer_spec
 
     settings = load_settings()
     trainer = settings.trainer.model_copy(update={"epochs": args.epochs})
@@ -102,7 +102,7 @@ def main() -> None:
     made = bootstrap_examples(catalog, "bench")
     print(f"bootstrap: {made.summary()}", flush=True)
     reviewer = CopyReviewer(settings.checks.banned_phrases)
-    spec = build_spec(settings)
+    spec = build_trainer_spec(settings)
     generator = spec.build(trainer.device)
     results: dict[str, Any] = {"bench": "bootstrap", "data": args.data, "epochs": args.epochs}
     results["products_used"] = len(made.examples)
@@ -116,10 +116,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         trained = train_lora(
-            spec.location, spec.prompt_version, examples, [], trainer, Path(folder)
+            spec.location, trainer.prompt_version, examples, [], trainer, Path(folder)
         )
         results["train_seconds"] = round(time.perf_counter() - started, 1)
-        generator.load_adapter("bootstrap", folder)
+        generator.load_adapter("bootstrap", folder, trainer.prompt_version)
         results["bootstrap"] = score(generator, held, reviewer, "bootstrap")
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     results["final_loss"] = trained.losses[-1]

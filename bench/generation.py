@@ -6,17 +6,25 @@
     micro-batches grouped by prompt length, shared prompt prefix computed once per batch).
 
 Prints products/s and tokens/s for both, the ratio, how many greedy outputs are identical, and
-peak memory; on a GPU it also runs the pool at larger batch sizes. The last line is one JSON
+peak memory; on a GPU it also runs the pool at larger batch sizes.
+
+Then, side by side in one pool: a tenant served by the base model with the workers' prompt
+(v3), and the same tenant served by a trained LoRA adapter with its own short prompt (s1).
+The adapter is --adapter (a folder trained with --adapter-prompt), else one trained here on
+--adapter-examples simulated house-style edits (bench.style's data). The last line is one JSON
 object.
 
-    python -m bench.generation [--quick] [--products 64] [--batch-sizes 64] [--dtype D] [--output F]
+    python -m bench.generation [--quick] [--products 64] [--batch-sizes 64] [--dtype D]
+        [--adapter DIR] [--adapter-prompt s1] [--adapter-examples 200] [--no-adapter] [--output F]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +82,60 @@ async def run_pool(
         await pool.close()
 
 
+def train_bench_adapter(location: str, prompt: str, examples: int, folder: Path) -> float:
+    """A house-style adapter trained with prompt on bench.style's simulated edits (1 epoch);
+    returns the seconds it took."""
+    from bench.style import house_examples
+    from schemas import load_settings
+    from trainer.lora import train_lora
+
+    settings = load_settings().trainer.model_copy(update={"epochs": 1})
+    trained = train_lora(location, prompt, house_examples(examples), [], settings, folder)
+    return trained.seconds
+
+
+async def run_prompts(
+    spec: TransformersSpec,
+    devices: list[str],
+    products: list[Any],
+    adapter: Path,
+    adapter_prompt: str,
+    rounds: int = 2,
+) -> dict[str, Any]:
+    """One pool, the same products: the base model with the pool's prompt against the adapter
+    with its own prompt, alternated over rounds so drift in the machine's speed hits both."""
+    pool = WorkerPool(spec, devices, max_batch=spec.batch_size, max_wait_s=0.05, capacity=1024)
+    await pool.start()
+    seconds = {"base_prompt": 0.0, "adapter_prompt": 0.0}
+    made: dict[str, list[Any]] = {"base_prompt": [], "adapter_prompt": []}
+    try:
+        await pool.load_adapter("bench_adapter", str(adapter), adapter_prompt)
+        for _ in range(rounds):
+            for kind, name in (("base_prompt", None), ("adapter_prompt", "bench_adapter")):
+                requests = [GenerationRequest(p, "default", name) for p in products]
+                started = time.perf_counter()
+                made[kind] = await pool.generate(requests)
+                seconds[kind] += time.perf_counter() - started
+    finally:
+        await pool.close()
+    figures: dict[str, Any] = {"rounds": rounds, "products": len(products)}
+    for kind, results in made.items():
+        generated = [r for r in results if isinstance(r, GenerationResult)]
+        figures[kind] = {
+            "prompt_version": spec.prompt_version if kind == "base_prompt" else adapter_prompt,
+            "products_per_s": round(rounds * len(products) / seconds[kind], 3),
+            "mean_prompt_tokens": round(
+                sum(r.prompt_tokens for r in generated) / max(1, len(generated)), 1
+            ),
+            "mean_new_tokens": round(
+                sum(r.new_tokens for r in generated) / max(1, len(generated)), 1
+            ),
+            "failed": len(results) - len(generated),
+        }
+    figures["ratio"] = round(seconds["base_prompt"] / seconds["adapter_prompt"], 2)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="16 products: a short run")
@@ -88,6 +150,12 @@ def main() -> None:
         choices=["float32", "bfloat16"],
         help="for both paths; default float32 on CPU, bfloat16 on a GPU",
     )
+    parser.add_argument("--adapter", type=Path, help="a trained adapter folder to serve")
+    parser.add_argument("--adapter-prompt", default="s1", help="the prompt it was trained with")
+    parser.add_argument(
+        "--adapter-examples", type=int, default=200, help="edits to train one on when no --adapter"
+    )
+    parser.add_argument("--no-adapter", action="store_true", help="skip the prompt comparison")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
 
@@ -149,11 +217,37 @@ def main() -> None:
     first = figures["by_batch_size"][str(batch_sizes[0])]
     figures["ratio"] = first["ratio"]
     figures["identical_outputs"] = first["identical_outputs"]
+    if not args.no_adapter:
+        figures["adapter"] = compare_prompts(args, spec, devices, products[:count])
     figures["peak_rss_mb_main"] = round(peak_rss_mb(), 1)
     figures["peak_rss_mb_largest_worker"] = round(peak_rss_mb(children=True), 1)
     if cuda:
         figures["peak_gpu_mb_naive"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     report(figures, args.output)
+
+
+def compare_prompts(
+    args: argparse.Namespace, spec: TransformersSpec, devices: list[str], products: list[Any]
+) -> dict[str, Any]:
+    """The tenant's products/s through its adapter and short prompt against the base prompt."""
+    served = replace(spec, prompt_version="v3")
+    with tempfile.TemporaryDirectory() as folder:
+        adapter, train_s = args.adapter, None
+        if adapter is None:
+            examples = 40 if args.quick else args.adapter_examples
+            print(f"training an adapter on {examples} edits with prompt {args.adapter_prompt}")
+            adapter = Path(folder)
+            train_s = train_bench_adapter(spec.location, args.adapter_prompt, examples, adapter)
+        figures = asyncio.run(run_prompts(served, devices, products, adapter, args.adapter_prompt))
+    figures["adapter_train_s"] = None if train_s is None else round(train_s, 1)
+    for kind in ("base_prompt", "adapter_prompt"):
+        row = figures[kind]
+        print(
+            f"{kind:<15} {row['prompt_version']:<3} {row['products_per_s']:8.2f} products/s  "
+            f"prompt {row['mean_prompt_tokens']:6.1f} tokens, {row['mean_new_tokens']:5.1f} new"
+        )
+    print(f"adapter with its own prompt: ratio {figures['ratio']:.2f}x the base prompt")
+    return figures
 
 
 if __name__ == "__main__":

@@ -77,13 +77,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.train, args.holdout, args.epochs = 40, 20, 1
-    from copyflow.wiring import build_spec
+    from copyflow.wiring import build_trainer_spec
 
     settings = load_settings()
     trainer = settings.trainer
     if args.epochs:
         trainer = trainer.model_copy(update={"epochs": args.epochs})
-    spec = build_spec(settings)
+    spec = build_trainer_spec(settings)
     examples = house_examples(args.train + args.holdout)
     train, holdout = examples[: args.train], examples[args.train :]
     reviewer = CopyReviewer(settings.checks.banned_phrases)
@@ -103,9 +103,9 @@ def main() -> None:
     for name, data in variants.items():
         with tempfile.TemporaryDirectory() as folder:
             trained = train_lora(
-                spec.location, spec.prompt_version, data, holdout, trainer, Path(folder)
+                spec.location, trainer.prompt_version, data, holdout, trainer, Path(folder)
             )
-            generator.load_adapter(name, folder)
+            generator.load_adapter(name, folder, trainer.prompt_version)
             scores = evaluate(generator, holdout, reviewer, name)
             generator.unload_adapter(name)
         verdict = decide(scores, base, trainer.margin)

@@ -24,6 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 from consumer.pipeline import Route
 from consumer.pool import AdapterLoadError, WorkerPool
 from consumer.source import aiokafka_config
+from plugins.generators.prompts import PROMPTS
 from plugins.layouts import TitleLayouts
 from schemas import AdapterReleased, LayoutsReleased
 from schemas.settings import KafkaSettings
@@ -123,21 +124,28 @@ class AdapterRouter:
         AdapterLoadError, and then the scope keeps what it had. Going back to the base model
         is always possible."""
         base = self.pool.model_info
-        wanted = (event.base_model, event.base_revision, event.prompt_version)
-        if event.adapter_version and wanted != (base.base, base.revision, base.prompt_version):
+        scope = event.tenant or "the global scope"
+        wanted = (event.base_model, event.base_revision)
+        if event.adapter_version and wanted != (base.base, base.revision):
             raise IncompatibleAdapter(
-                f"adapter {event.adapter_version} of {event.tenant or 'the global scope'} was "
-                f"trained for {wanted}, this worker serves "
-                f"{(base.base, base.revision, base.prompt_version)}"
+                f"adapter {event.adapter_version} of {scope} was trained for {wanted}, this "
+                f"worker serves {(base.base, base.revision)}"
+            )
+        if event.adapter_version and event.prompt_version not in PROMPTS:
+            raise IncompatibleAdapter(
+                f"adapter {event.adapter_version} of {scope} was trained with prompt "
+                f"{event.prompt_version!r}, which this worker does not know"
             )
         current = self._routes.get(event.tenant)
         route = None
         if event.adapter_version is not None:
             version = event.adapter_version
-            route = Route(adapter_name(event.tenant, version), event.tenant, version)
+            route = Route(
+                adapter_name(event.tenant, version), event.tenant, version, event.prompt_version
+            )
             if current == route:
                 return
-            await self.pool.load_adapter(route.name, event.location)
+            await self.pool.load_adapter(route.name, event.location, event.prompt_version)
             self._routes[event.tenant] = route
         elif current is None:
             return

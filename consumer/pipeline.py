@@ -56,6 +56,7 @@ class Route:
     name: str  # what the generator processes call it
     tenant: str | None  # None: the global adapter
     version: str
+    prompt_version: str | None = None  # the prompt it was trained with; None: the generator's
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,10 @@ class _Made(NamedTuple):
 @lru_cache(maxsize=1024)
 def _with_adapter(base: ModelInfo, route: Route) -> ModelInfo:
     label = GLOBAL_LABEL if route.tenant is None else f"tenant:{route.tenant}"
-    return base.model_copy(update={"adapter": label, "adapter_version": route.version})
+    update = {"adapter": label, "adapter_version": route.version}
+    if route.prompt_version is not None:  # the adapter's own prompt makes its copy
+        update["prompt_version"] = route.prompt_version
+    return base.model_copy(update=update)
 
 
 def jobs_for(

@@ -90,7 +90,7 @@ def _child_main(
     spec: TransformersSpec,
     device: str,
     threads: int,
-    adapters: dict[str, str],
+    adapters: dict[str, tuple[str, str | None]],
     conn: Connection,
 ) -> None:
     """A worker process: load the model and the adapters in use, then answer batches and
@@ -105,9 +105,9 @@ def _child_main(
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
     broken = {}
-    for name, location in adapters.items():
+    for name, (location, prompt_version) in adapters.items():
         try:
-            generator.load_adapter(name, location)
+            generator.load_adapter(name, location, prompt_version)
         except Exception as exc:  # its requests fail alone; the process still serves the rest
             broken[name] = f"{type(exc).__name__}: {exc}"
     conn.send(("ready", generator.model_info, broken))
@@ -123,9 +123,9 @@ def _child_main(
             batch_id, requests = args
             conn.send(("done", batch_id, generate_splitting(generator, requests)))
         elif kind == "load":
-            name, location = args
+            name, location, prompt_version = args
             try:
-                generator.load_adapter(name, location)
+                generator.load_adapter(name, location, prompt_version)
             except Exception as exc:
                 conn.send(("adapter", name, f"{type(exc).__name__}: {exc}"))
             else:
@@ -197,7 +197,8 @@ class WorkerPool:
         self._dispatcher: asyncio.Task[None] | None = None
         self._started: asyncio.Future[None] | None = None
         self._ready = asyncio.Event()
-        self._adapters: dict[str, str] = {}  # name -> location, loaded in every process
+        # name -> (location, prompt version), loaded in every process
+        self._adapters: dict[str, tuple[str, str | None]] = {}
         self._loading: dict[str, tuple[set[int], asyncio.Future[None]]] = {}
 
     @property
@@ -253,20 +254,27 @@ class WorkerPool:
             self._wake.set()
         return list(await asyncio.gather(*futures))
 
-    async def load_adapter(self, name: str, location: str, timeout_s: float = 300.0) -> None:
-        """Load an adapter into every process; returns once all can serve it. Raises
-        AdapterLoadError (and leaves it unused) when any process cannot load it in time."""
+    async def load_adapter(
+        self,
+        name: str,
+        location: str,
+        prompt_version: str | None = None,
+        timeout_s: float = 300.0,
+    ) -> None:
+        """Load an adapter into every process, to be asked with prompt_version's prompt (None:
+        the pool's); returns once all can serve it. Raises AdapterLoadError (and leaves it
+        unused) when any process cannot load it in time."""
         assert self._loop is not None
         if name in self._adapters:
             return
-        self._adapters[name] = location
+        self._adapters[name] = (location, prompt_version)
         waiting = {slot.index for slot in self._slots}
         done: asyncio.Future[None] = self._loop.create_future()
         self._loading[name] = (waiting, done)
         for slot in self._slots:
             # A process that is gone loads it when restarted, and answers "ready" instead.
             with contextlib.suppress(BrokenPipeError, OSError):
-                slot.conn.send(("load", name, location))
+                slot.conn.send(("load", name, location, prompt_version))
         try:
             await asyncio.wait_for(done, timeout_s)
         except TimeoutError:

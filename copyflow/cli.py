@@ -166,7 +166,7 @@ def _cmd_model_prepare(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from copyflow.wiring import build_pipeline, build_spec
+    from copyflow.wiring import build_pipeline, build_trainer_spec
     from trainer.examples import GLOBAL, Example, ExampleStore
     from trainer.run import NotEnoughExamples, train_once
 
@@ -197,7 +197,7 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         notes["bootstrap"] = made.summary()
     try:
         trained = train_once(
-            build_spec(settings),
+            build_trainer_spec(settings),
             settings.trainer,
             args.tenant,
             build_pipeline(settings).reviewer,
@@ -242,11 +242,12 @@ def _cmd_trainer(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
     import signal
 
-    from copyflow.wiring import build_pipeline, build_spec
+    from copyflow.wiring import build_pipeline, build_trainer_spec
     from trainer.service import Trainer
 
     async def run() -> None:
-        trainer = Trainer(settings, build_spec(settings), build_pipeline(settings).reviewer)
+        spec = build_trainer_spec(settings)
+        trainer = Trainer(settings, spec, build_pipeline(settings).reviewer)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, trainer.stopping.set)

@@ -9,7 +9,7 @@ from consumer.pipeline import Pipeline
 from consumer.pool import WorkerPool, resolve_devices
 from plugins.catalog import JsonCatalogAdapter
 from plugins.generators import get_prompt
-from plugins.generators.hf import TransformersGenerator, TransformersSpec
+from plugins.generators.hf import TransformersGenerator, TransformersSpec, generation_dtype
 from plugins.generators.smollm2 import DEFAULT_MODEL, prepare_default_model
 from plugins.review import CopyReviewer
 from schemas import Settings, SettingsError
@@ -27,23 +27,35 @@ def model_location(settings: Settings) -> str:
     return str(local) if local.is_dir() else name
 
 
+def _check_prompt(loc: tuple[str, str], version: str) -> None:
+    try:
+        get_prompt(version)
+    except ValueError as exc:
+        raise setting_error(loc, str(exc)) from None
+
+
 def build_spec(settings: Settings) -> TransformersSpec:
     model = settings.model
-    try:
-        get_prompt(model.prompt_version)
-    except ValueError as exc:
-        raise setting_error(("model", "prompt_version"), str(exc)) from None
+    _check_prompt(("model", "prompt_version"), model.prompt_version)
+    # auto is settled here, once: every worker process and the cache key then agree on it.
+    dtype = generation_dtype(model.dtype, resolve_devices(settings.pool.devices)[0])
     return TransformersSpec(
         location=model_location(settings),
         prompt_version=model.prompt_version,
         name=model.name,
-        dtype=model.dtype,
+        dtype=dtype,
         max_new_tokens=model.max_new_tokens,
         max_input_tokens=model.max_input_tokens,
         batch_size=model.batch_size,
         max_title_tokens=model.max_title_tokens,
         max_description_tokens=model.max_description_tokens,
     )
+
+
+def build_trainer_spec(settings: Settings) -> TransformersSpec:
+    """The workers' model, as the trainer trains adapters on it (with trainer.prompt_version)."""
+    _check_prompt(("trainer", "prompt_version"), settings.trainer.prompt_version)
+    return build_spec(settings)
 
 
 def build_generator(settings: Settings) -> TransformersGenerator:

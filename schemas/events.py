@@ -180,7 +180,10 @@ class AdapterReleased(_Output):
     )
     base_model: str
     base_revision: str = Field(description="Workers serving another revision ignore it.")
-    prompt_version: str = Field(description="Workers serving another prompt ignore it.")
+    prompt_version: str = Field(
+        description="The prompt the adapter was trained with; workers ask it with this prompt "
+        "and name it in the copy's model info (a version they do not know: they ignore it)."
+    )
     location: str = Field(description="The adapter's folder in the registry.")
     metrics: dict[str, float] = Field(default_factory=dict)
     time: datetime = Field(default_factory=_now)

@@ -107,7 +107,7 @@ def train_once(
             bar.update(seen - bar.n)
 
         result = train_lora(
-            spec.location, spec.prompt_version, train, holdout, settings, adapter_dir, progress
+            spec.location, settings.prompt_version, train, holdout, settings, adapter_dir, progress
         )
 
     current = serving(registry, tenant)
@@ -117,8 +117,9 @@ def train_once(
     current_name = None
     if current is not None:
         current_name = "gate_current"
-        generator.load_adapter(current_name, str(registry.location(current)))
-    generator.load_adapter("gate_candidate", str(adapter_dir))
+        location = str(registry.location(current))
+        generator.load_adapter(current_name, location, current.prompt_version)
+    generator.load_adapter("gate_candidate", str(adapter_dir), settings.prompt_version)
     log.info("evaluating current and candidate on %d held-out examples", len(holdout))
     current_scores = evaluate(generator, holdout, reviewer, current_name)
     candidate_scores = evaluate(generator, holdout, reviewer, "gate_candidate")
@@ -152,7 +153,7 @@ def train_once(
             tenant=tenant,
             base_model=spec.name or spec.location,
             base_revision=model_revision(spec.location),
-            prompt_version=spec.prompt_version,
+            prompt_version=settings.prompt_version,
             metrics={k: float(v) for k, v in candidate_scores.items()},
             data_fingerprint=metrics["data_fingerprint"],
             examples=len(train),

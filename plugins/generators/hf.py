@@ -21,7 +21,15 @@ from transformers import (
 
 from plugins.generators import decoding, packing
 from plugins.generators.base import MANIFEST, GenerationRequest, GenerationResult
-from plugins.generators.frame import Frame, FrameHook, FrameLogits, FrameStop, frame_spec
+from plugins.generators.cpu import auto_cpu_dtype
+from plugins.generators.frame import (
+    Frame,
+    FrameHook,
+    FrameLogits,
+    FrameSpec,
+    FrameStop,
+    frame_spec,
+)
 from plugins.generators.parsing import ParseError, finish_copy, parse_copy
 from plugins.generators.prompts import PromptTemplate, get_prompt
 from plugins.generators.utf8 import decode_complete
@@ -42,10 +50,20 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """The training dtype: auto is bfloat16 on a GPU and float32 on a CPU."""
     if dtype == "auto":
-        # bf16 pays on GPUs and on CPUs with AMX; plain AVX2 CPUs run it slower than fp32.
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     return _DTYPES[dtype]
+
+
+def generation_dtype(dtype: str, device: str | torch.device) -> str:
+    """The dtype a generator on device runs in, by name: auto is bfloat16 on a GPU and, on a
+    CPU, whichever this CPU runs clearly faster (plugins.generators.cpu)."""
+    if dtype != "auto":
+        return dtype
+    resolved = resolve_device(str(device))
+    chosen = torch.bfloat16 if resolved.type == "cuda" else auto_cpu_dtype()
+    return str(chosen).removeprefix("torch.")
 
 
 def model_revision(location: str) -> str:
@@ -124,7 +142,7 @@ class TransformersGenerator:
         max_description_tokens: int = 90,
     ) -> None:
         self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.dtype = _DTYPES[generation_dtype(dtype, self.device)]
         self.prompt = prompt
         self.max_new_tokens = max_new_tokens
         self.max_input_tokens = max_input_tokens
@@ -133,16 +151,8 @@ class TransformersGenerator:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self._frame = (
-            frame_spec(
-                self.tokenizer,
-                {self.tokenizer.eos_token_id},
-                max_title_tokens,
-                max_description_tokens,
-            )
-            if prompt.frame
-            else None
-        )
+        self._frame_budgets = (max_title_tokens, max_description_tokens)
+        self._frame: FrameSpec | None = None  # made when a framed prompt is first used
         model: Any = AutoModelForCausalLM.from_pretrained(location, dtype=self.dtype)
         revision = model_revision(location)
         if adapter is not None:
@@ -157,7 +167,8 @@ class TransformersGenerator:
         self._own_loop = decoding.supports(self.model)
         if self._own_loop:
             self.model.set_attn_implementation(decoding.ATTENTION)
-        self._served: set[str] = set()  # adapters loaded unmerged, chosen per request
+        # Adapters loaded unmerged, chosen per request, each with the prompt it was trained on.
+        self._served: dict[str, PromptTemplate] = {}
         self._info = ModelInfo(
             base=name or location,
             revision=revision,
@@ -171,33 +182,51 @@ class TransformersGenerator:
     def model_info(self) -> ModelInfo:
         return self._info
 
-    def load_adapter(self, name: str, location: str) -> None:
+    def load_adapter(self, name: str, location: str, prompt_version: str | None = None) -> None:
         """Load a LoRA adapter beside the others, unmerged, so that one batch can mix
-        requests for several adapters and the base model."""
+        requests for several adapters and the base model. Its requests are asked with
+        prompt_version's prompt, the one it was trained with (None: the generator's)."""
         from peft import PeftModel  # only when an adapter is used
 
+        prompt = self.prompt if prompt_version is None else get_prompt(prompt_version)
         if not isinstance(self.model, PeftModel):
             self.model = PeftModel.from_pretrained(self.model, location, adapter_name=name)
         else:
             self.model.load_adapter(location, adapter_name=name)
         self.model = self.model.to(self.device).eval()
-        self._served.add(name)
-        log.info("loaded adapter %s from %s", name, location)
+        self._served[name] = prompt
+        log.info("loaded adapter %s from %s (prompt %s)", name, location, prompt.version)
 
     def unload_adapter(self, name: str) -> None:
         if name in self._served:
             self.model.delete_adapter(name)
-            self._served.discard(name)
+            del self._served[name]
+
+    def prompt_for(self, adapter: str | None) -> PromptTemplate:
+        """The prompt a request naming this adapter (None: the base model) is asked with."""
+        if adapter is None:
+            return self.prompt
+        if adapter not in self._served:
+            raise ValueError(f"adapter {adapter!r} is not loaded in this worker")
+        return self._served[adapter]
 
     def render(self, request: GenerationRequest) -> str:
-        messages = self.prompt.messages(request.product, request.channel)
+        prompt = self.prompt_for(request.adapter)
+        messages = prompt.messages(request.product, request.channel)
         text: str = self.tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
         )
-        return text + self.prompt.answer_prefix
+        return text + prompt.answer_prefix
+
+    def _frame_spec(self) -> FrameSpec:
+        if self._frame is None:
+            eos = {self.tokenizer.eos_token_id}
+            self._frame = frame_spec(self.tokenizer, eos, *self._frame_budgets)
+        return self._frame
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        """Generate for any number of requests: prompts of similar length share a batch."""
+        """Generate for any number of requests: requests asked with the same prompt and of
+        similar length share a batch."""
         token_ids = [self._token_ids(request) for request in requests]
         results: list[GenerationResult | None] = [None] * len(requests)
         fitting = []
@@ -214,14 +243,20 @@ class TransformersGenerator:
                 )
             else:
                 fitting.append(index)
-        fitting.sort(key=lambda index: len(token_ids[index]))
-        for start in range(0, len(fitting), self.batch_size):
-            chunk = fitting[start : start + self.batch_size]
-            adapters = [requests[i].adapter for i in chunk]
-            for index, result in zip(
-                chunk, self._generate_batch([token_ids[i] for i in chunk], adapters), strict=True
-            ):
-                results[index] = result
+        # One prompt per batch: rows asked with different prompts share no prefix to compute
+        # once, and each prompt has its own answer frame and invented words.
+        by_prompt: dict[str, list[int]] = {}
+        for index in sorted(fitting, key=lambda index: len(token_ids[index])):
+            version = self.prompt_for(requests[index].adapter).version
+            by_prompt.setdefault(version, []).append(index)
+        for indices in by_prompt.values():
+            prompt = self.prompt_for(requests[indices[0]].adapter)
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                adapters = [requests[i].adapter for i in chunk]
+                made = self._generate_batch([token_ids[i] for i in chunk], adapters, prompt)
+                for index, result in zip(chunk, made, strict=True):
+                    results[index] = result
         return [result for result in results if result is not None]
 
     def _token_ids(self, request: GenerationRequest) -> list[int]:
@@ -230,7 +265,7 @@ class TransformersGenerator:
 
     def _adapter_names(self, adapters: Sequence[str | None]) -> list[str] | None:
         """peft's per-row adapter names, or None when no adapter is served."""
-        unknown = {a for a in adapters if a is not None} - self._served
+        unknown = {a for a in adapters if a is not None} - self._served.keys()
         if unknown:
             raise ValueError(f"adapter {sorted(unknown)[0]!r} is not loaded in this worker")
         if not self._served:
@@ -238,13 +273,16 @@ class TransformersGenerator:
         return [adapter or "__base__" for adapter in adapters]
 
     def _generate_batch(
-        self, token_ids: Sequence[list[int]], adapters: Sequence[str | None]
+        self,
+        token_ids: Sequence[list[int]],
+        adapters: Sequence[str | None],
+        prompt: PromptTemplate,
     ) -> list[GenerationResult]:
-        """One forward batch; the prompts' common prefix (instructions and example) is computed
-        once per adapter in the batch."""
+        """One forward batch of one prompt's rows; the prompts' common prefix (instructions
+        and example) is computed once per adapter in the batch."""
         names = self._adapter_names(adapters)
         prefix = _common_prefix_length(token_ids)
-        frames = None if self._frame is None else [Frame(self._frame) for _ in token_ids]
+        frames = [Frame(self._frame_spec()) for _ in token_ids] if prompt.frame else None
         if self._own_loop:
             continuations = decoding.greedy(
                 self.model,
@@ -259,36 +297,38 @@ class TransformersGenerator:
             continuations = self._generate_with_transformers(token_ids, prefix, names, frames)
         if frames is None:
             return [
-                self._result(tokens, len(ids))
+                self._result(tokens, len(ids), prompt)
                 for tokens, ids in zip(continuations, token_ids, strict=True)
             ]
         return [
-            self._framed_result(tokens, frame, len(ids))
+            self._framed_result(tokens, frame, len(ids), prompt)
             for tokens, frame, ids in zip(continuations, frames, token_ids, strict=True)
         ]
 
-    def _result(self, tokens: list[int], prompt_tokens: int) -> GenerationResult:
+    def _result(
+        self, tokens: list[int], prompt_tokens: int, prompt: PromptTemplate
+    ) -> GenerationResult:
         """An unframed answer, parsed strictly, its fields cleaned (parsing.finish_copy)."""
         raw = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
         try:
             parsed = parse_copy(decode_complete(self.tokenizer, tokens))
-            copy = finish_copy(parsed.title, parsed.description, self.prompt.invented)
+            copy = finish_copy(parsed.title, parsed.description, prompt.invented)
         except ParseError as exc:
             return GenerationResult(raw, None, None, str(exc), prompt_tokens, len(tokens))
         return GenerationResult(raw, copy.title, copy.description, None, prompt_tokens, len(tokens))
 
     def _framed_result(
-        self, tokens: list[int], frame: Frame, prompt_tokens: int
+        self, tokens: list[int], frame: Frame, prompt_tokens: int, prompt: PromptTemplate
     ) -> GenerationResult:
         """A framed answer: its fields are the tokens the frame put in each, not what the text
         says (a title may hold the word DESCRIPTION), decoded and cleaned."""
-        raw = self.prompt.answer_prefix + self.tokenizer.decode(tokens, skip_special_tokens=True)
+        raw = prompt.answer_prefix + self.tokenizer.decode(tokens, skip_special_tokens=True)
         title, description = frame.split(tokens)
         try:
             copy = finish_copy(
                 decode_complete(self.tokenizer, title),
                 decode_complete(self.tokenizer, description),
-                self.prompt.invented,
+                prompt.invented,
             )
         except ParseError as exc:
             return GenerationResult(raw, None, None, str(exc), prompt_tokens, len(tokens))

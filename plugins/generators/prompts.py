@@ -176,6 +176,12 @@ _INVENTED_V3 = frozenset(
     | {"drazzens", "frell", "frells", "trazzle", "trazzles"}
 )
 
+# For trained adapters: what v3's instructions and examples teach, an adapter has learnt from its
+# training pairs, so its prompt keeps only the channel's rules, the language and the product
+# (about 90 tokens against v3's 420). An adapter is trained and served with it; the base model
+# without an adapter is not asked with it.
+_SYSTEM_S1 = "Write the product's title and description from its data."
+
 PROMPTS: dict[str, PromptTemplate] = {
     "v1": PromptTemplate(version="v1", system=_SYSTEM_V1, examples=(_EXAMPLE_V1,)),
     "v2": PromptTemplate(version="v2", system=_SYSTEM_V1, examples=(_EXAMPLE_V1,), user=_user_v2),
@@ -187,6 +193,7 @@ PROMPTS: dict[str, PromptTemplate] = {
         frame=True,
         invented=_INVENTED_V3,
     ),
+    "s1": PromptTemplate(version="s1", system=_SYSTEM_S1, examples=(), user=_user_v2, frame=True),
     "naive": PromptTemplate(version="naive", system=_SYSTEM_NAIVE, examples=(), user=_user_naive),
 }
 

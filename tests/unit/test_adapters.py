@@ -36,6 +36,17 @@ def adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return trained
 
 
+@pytest.fixture(scope="module")
+def short_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """shop-a's house style, trained with the short adapter prompt s1 instead of v1."""
+    root = tmp_path_factory.mktemp("short")
+    title, description = STYLES["shop-a"]
+    examples = [house_example(i, "shop-a", title, description) for i in range(24)]
+    settings = trainer_settings(root, epochs=16)
+    train_lora(str(tiny_model_dir), "s1", examples, examples[:4], settings, root / "adapter")
+    return root / "adapter"
+
+
 @pytest.fixture
 def generator(tiny_model_dir: Path, adapters: dict[str, Path]) -> Iterator[TransformersGenerator]:
     served = tiny_spec(tiny_model_dir).build("cpu")
@@ -62,6 +73,40 @@ def test_one_mixed_batch_gives_each_tenant_its_own_style(
     # Sharing the prompt prefix per adapter changes nothing: each alone gives the same text.
     alone = [generator.generate([req])[0].raw_text for req in requests]
     assert [r.raw_text for r in results] == alone
+
+
+def test_an_adapter_is_asked_with_the_prompt_it_was_trained_with(
+    tiny_model_dir: Path, short_adapter: Path
+) -> None:
+    """A generator whose own prompt is v1 serves an s1 adapter with s1: its requests' prompts
+    hold neither v1's instructions nor its example, it writes the style it learnt through s1,
+    and in a batch mixed with base-model requests each row gives what it gives alone."""
+    spec = tiny_spec(tiny_model_dir)
+    generator = spec.build("cpu")
+    generator.load_adapter("short", str(short_adapter), "s1")
+    base, short = request(1, None), request(1, "short")
+    assert "Acme Blue Mug" in generator.render(base)  # v1's example answer
+    assert "Acme Blue Mug" not in generator.render(short)
+    assert len(generator.render(short)) < len(generator.render(base)) / 2
+    requests = [request(i, adapter) for i in range(3) for adapter in ("short", None)]
+    results = generator.generate(requests)
+    assert [r.title for r in results[::2]] == ["Acme Mug"] * 3
+    alone = [generator.generate([req])[0].raw_text for req in requests]
+    assert [r.raw_text for r in results] == alone
+    # The same adapter asked with v1, the prompt it was not trained with, writes otherwise.
+    generator.load_adapter("short_v1", str(short_adapter))
+    assert generator.generate([request(1, "short_v1")])[0].raw_text != results[2].raw_text
+    pool = WorkerPool(spec, ["cpu"], max_batch=8, max_wait_s=0.01, capacity=16)
+
+    async def served() -> list[Any]:
+        await pool.start()
+        try:
+            await pool.load_adapter("adapter_short", str(short_adapter), "s1")
+            return await pool.generate([request(i, "adapter_short") for i in range(3)])
+        finally:
+            await pool.close()
+
+    assert [r.raw_text for r in asyncio.run(served())] == [r.raw_text for r in results[::2]]
 
 
 def test_an_adapter_not_loaded_is_refused_and_unloading_takes_effect(
@@ -126,7 +171,7 @@ def test_a_switch_keeps_the_replaced_adapter_until_no_batch_uses_it(
             adapter_version=version,
             base_model=base.get("base_model", info.base),
             base_revision=info.revision,
-            prompt_version=info.prompt_version,
+            prompt_version=base.get("prompt_version", info.prompt_version),
             location=str(location or ""),
         )
 
@@ -146,6 +191,8 @@ def test_a_switch_keeps_the_replaced_adapter_until_no_batch_uses_it(
             assert isinstance(gone, DeadLetter) and "not loaded" in gone.reason
             with pytest.raises(IncompatibleAdapter, match="trained for"):
                 await router.apply(release("v3", adapters["shop-a"], base_model="other"))
+            with pytest.raises(IncompatibleAdapter, match="prompt 'x9', which this worker"):
+                await router.apply(release("v3", adapters["shop-a"], prompt_version="x9"))
             await router.apply(release(None, None, base_model="other"))  # back to base: always
             assert router.route("shop-a") is None and router.stats.switches == 3
         finally:

@@ -93,3 +93,40 @@ def test_framed_answers_always_hold_a_title_and_one_description(tiny_model_dir: 
         if result.parse_error is None:  # random text may hold no word: then the title is empty
             assert result.title and "\n" not in result.title
             assert result.description is not None and "DESCRIPTION" not in result.description
+
+
+@pytest.mark.parametrize(("speedup", "chosen"), [(1.3, "float32"), (4.0, "bfloat16")])
+def test_auto_takes_bfloat16_on_a_cpu_only_where_it_measured_clearly_faster(
+    monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, speedup: float, chosen: str
+) -> None:
+    """auto is settled once, where the spec is built: the generator, every worker process
+    and the cache key (the spec's decoding) then name the same dtype."""
+    import torch
+
+    from copyflow.wiring import build_spec
+    from plugins.generators import cpu
+    from schemas import Settings
+
+    monkeypatch.setattr(cpu, "bf16_speedup", lambda: speedup)
+    settings = Settings.model_validate(
+        {"model": {"name": str(tiny_model_dir)}, "pool": {"devices": "cpu"}}
+    )
+    spec = build_spec(settings)
+    assert spec.dtype == chosen and f"dtype={chosen}" in spec.decoding
+    assert spec.build("cpu").dtype == getattr(torch, chosen)
+    pinned = Settings.model_validate(
+        {"model": {"name": str(tiny_model_dir), "dtype": "float32"}, "pool": {"devices": "cpu"}}
+    )
+    assert build_spec(pinned).dtype == "float32"  # a set dtype is never second-guessed
+
+
+def test_bf16_is_measured_once_where_onednn_has_bf16_kernels() -> None:
+    import torch
+
+    from plugins.generators import packing
+    from plugins.generators.cpu import bf16_speedup
+
+    cpu = torch.device("cpu")
+    has_kernels = packing.available(cpu, torch.float32) and packing.available(cpu, torch.bfloat16)
+    assert (bf16_speedup() > 0.0) is has_kernels
+    assert bf16_speedup.cache_info().currsize == 1  # every later generator reuses it

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from consumer.cache import cache_key
 from consumer.dead_letters import DeadLetter
-from consumer.pipeline import Job, Pipeline, jobs_for, suggestion_id
+from consumer.pipeline import Job, Pipeline, Route, jobs_for, suggestion_id
 from plugins.catalog import JsonCatalogAdapter
 from plugins.channels import get_channel
 from plugins.generators import GenerationRequest, GenerationResult, get_prompt
@@ -120,6 +121,22 @@ def test_suggestion_id_changes_with_every_versioned_input() -> None:
         suggestion_id("t", "hash", "default", model.model_copy(update={"adapter_version": "3"})),
     ]
     assert len({base, *variants}) == 7
+
+
+def test_an_adapter_served_with_its_own_prompt_names_it_in_id_and_cache_key() -> None:
+    """A job routed to an adapter trained with the short prompt s1 is made with s1: its model
+    info says so, and its suggestion id and cache key differ from the same adapter version's
+    served with the generator's prompt."""
+    base = ModelInfo(base="m", revision="r1", prompt_version="v3")
+    event = ProductEvent.model_validate(product_event(1))
+    own = Job(event, "default", Route("adapter_1", "tenant-a", "v0001", "s1"))
+    shared = Job(event, "default", Route("adapter_1", "tenant-a", "v0001"))
+    assert own.model_info(base).prompt_version == "s1"
+    assert shared.model_info(base).prompt_version == "v3"
+    assert own.suggestion_id(base) != shared.suggestion_id(base)
+    assert cache_key("p", own, base, "d") != cache_key("p", shared, base, "d")
+    again = Job(event, "default", Route("adapter_1", "tenant-a", "v0001", "s1"))
+    assert again.suggestion_id(base) == own.suggestion_id(base)
 
 
 def test_oversized_and_empty_messages_are_dead_letters(generator: TransformersGenerator) -> None:

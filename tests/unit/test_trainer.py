@@ -162,6 +162,10 @@ def test_training_releases_only_an_adapter_the_gate_finds_better(
         assert metrics["holdout_losses"][-1] < metrics["holdout_losses"][0] / 4
         current = registry.current("shop-a")
         assert current is not None and current.version == "v0001"
+        # Trained with the adapter prompt, and served with it: the release names it.
+        assert current.prompt_version == settings.prompt_version == "s1"
+        announced = registry.announcement("shop-a")
+        assert announced is not None and announced.prompt_version == "s1"
         files = {p.name for p in registry.location(current).iterdir()}
         assert {"adapter_model.safetensors", "adapter_config.json", "report.md"} <= files
         assert not any(name.endswith((".bin", ".pt")) for name in files)

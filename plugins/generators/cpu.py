@@ -1,0 +1,64 @@
+"""Which dtype a CPU generates in: measured on the CPU itself, once per process.
+
+bfloat16 halves the weights' bytes and, on CPUs with bfloat16 instructions (AVX-512 BF16, and
+AMX tiles far more so), doubles or better the matrix products' speed; but it changes some greedy
+outputs. So ``dtype=auto`` takes it only where it clearly pays: the model's kind of linear
+layer, run as workers run it (oneDNN, weights packed once), must be at least BF16_MIN_SPEEDUP
+times as fast in bfloat16 as in float32 (measured at start-up, in well under a second). The
+choice is made in the process that builds the generator spec and travels with it, so every
+worker process and the cache key agree on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import lru_cache
+
+import torch
+
+from plugins.generators import packing
+
+log = logging.getLogger(__name__)
+
+# Measured on a 2-core AMD EPYC (Zen 4: AVX-512 BF16, no AMX): this layer ran 1.6-1.9x as fast
+# in bfloat16, yet whole generation only 1.15-1.3x, and 14 of 32 greedy outputs changed; that
+# is not worth the change. AMX's tiles multiply bfloat16 several times faster than that.
+BF16_MIN_SPEEDUP = 2.5
+
+# One of the default model's MLP layers (576 -> 1536) for a decoding step of 32 rows, the
+# shape most of a generation's time is spent in.
+_ROWS, _IN, _OUT = 32, 576, 1536
+
+
+def _seconds(dtype: torch.dtype, repeats: int = 5, calls: int = 50) -> float:
+    generator = torch.Generator().manual_seed(0)
+    rows = torch.randn(_ROWS, _IN, generator=generator).to(dtype)
+    weight = torch.randn(_OUT, _IN, generator=generator).to(dtype)
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight, _ROWS)
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for _ in range(calls):
+                torch.ops.mkldnn._linear_pointwise(rows, packed, None, "none", [], "")
+            best = min(best, time.perf_counter() - started)
+    return best
+
+
+@lru_cache(maxsize=1)
+def bf16_speedup() -> float:
+    """How many times as fast this CPU runs the model's linear layers in bfloat16 as in
+    float32 (0.0 where oneDNN has no bfloat16 kernels for it)."""
+    cpu = torch.device("cpu")
+    if not (packing.available(cpu, torch.float32) and packing.available(cpu, torch.bfloat16)):
+        return 0.0
+    _seconds(torch.bfloat16, repeats=1, calls=5)  # oneDNN builds its kernels on first use
+    speedup = _seconds(torch.float32) / _seconds(torch.bfloat16)
+    log.info("bfloat16 runs the model's layers %.2fx as fast as float32 here", speedup)
+    return speedup
+
+
+def auto_cpu_dtype() -> torch.dtype:
+    """dtype=auto on a CPU: bfloat16 where it clearly pays, else float32."""
+    return torch.bfloat16 if bf16_speedup() >= BF16_MIN_SPEEDUP else torch.float32
