@@ -62,7 +62,12 @@ def score(
         reference = item.reference_title or ""
         own.append(rouge_l(result.title or "", reference))
         reviewed = reviewer.review(
-            item.product, rules, result.title, result.description, result.parse_error
+            item.product,
+            rules,
+            result.title,
+            result.description,
+            result.parse_error,
+            learned=adapter is not None,
         )
         published.append(rouge_l(reviewed.title, reference))
         fallbacks += reviewed.fallback_used

@@ -87,11 +87,7 @@ def main() -> None:
     examples = house_examples(args.train + args.holdout)
     train, holdout = examples[: args.train], examples[args.train :]
     reviewer = CopyReviewer(settings.checks.banned_phrases)
-    generator = spec.build(trainer.device)  # adapters are loaded into it as workers do
-    base = evaluate(generator, holdout, reviewer)
-    print(f"base model: {base}", flush=True)
     results: dict[str, Any] = {"benchmark": "style", "train": len(train), "holdout": len(holdout)}
-    results["base"] = base
     variants = {"house_style": train} if args.variant != "shuffled" else {}
     if args.variant != "house":
         targets = [(e.title, e.description) for e in train]
@@ -100,30 +96,39 @@ def main() -> None:
             e.model_copy(update={"title": t, "description": d})
             for e, (t, d) in zip(train, targets, strict=True)
         ]
-    for name, data in variants.items():
-        with tempfile.TemporaryDirectory() as folder:
-            trained = train_lora(
-                spec.location, trainer.prompt_version, data, holdout, trainer, Path(folder)
+    with tempfile.TemporaryDirectory() as folder:
+        # Trained before the evaluation's generator is built, so the peak RSS reported is
+        # training's own (the trainer, too, builds its gate's generator only after training).
+        trained = {
+            name: train_lora(
+                spec.location, trainer.prompt_version, data, holdout, trainer, Path(folder, name)
             )
-            generator.load_adapter(name, folder, trainer.prompt_version)
+            for name, data in variants.items()
+        }
+        generator = spec.build(trainer.device)  # adapters are loaded into it as workers do
+        base = evaluate(generator, holdout, reviewer)
+        print(f"base model: {base}", flush=True)
+        results["base"] = base
+        for name, made in trained.items():
+            generator.load_adapter(name, str(Path(folder, name)), trainer.prompt_version)
             scores = evaluate(generator, holdout, reviewer, name)
             generator.unload_adapter(name)
-        verdict = decide(scores, base, trainer.margin)
-        results[name] = {
-            **scores,
-            "rouge_l_gain_points": round(
-                100 * (scores["rouge_l_title"] - base["rouge_l_title"]), 1
-            ),
-            "released": verdict.release,
-            "verdict": verdict.reason,
-            "train_seconds": round(trained.seconds, 1),
-            "peak_rss_mb": round(trained.peak_rss_mb),
-            "final_loss": trained.losses[-1],
-            "holdout_losses": trained.holdout_losses,
-            "device": trained.device,
-            "dtype": trained.dtype,
-        }
-        print(f"{name}: {results[name]}", flush=True)
+            verdict = decide(scores, base, trainer.margin)
+            results[name] = {
+                **scores,
+                "rouge_l_gain_points": round(
+                    100 * (scores["rouge_l_title"] - base["rouge_l_title"]), 1
+                ),
+                "released": verdict.release,
+                "verdict": verdict.reason,
+                "train_seconds": round(made.seconds, 1),
+                "peak_rss_mb": round(made.peak_rss_mb),
+                "final_loss": made.losses[-1],
+                "holdout_losses": made.holdout_losses,
+                "device": made.device,
+                "dtype": made.dtype,
+            }
+            print(f"{name}: {results[name]}", flush=True)
     report(results, args.output)
 
 

@@ -210,6 +210,7 @@ class Pipeline:
             result.description,
             result.parse_error,
             job.layout,
+            learned=job.route is not None,
         )
 
     def check_all(

@@ -32,7 +32,7 @@ from plugins.validators import complete_title
 from schemas import CheckResult, Product, TitleSlot
 
 # Bump when a check or the selection changes: cached copy then misses and is reviewed anew.
-CHECKS_VERSION = "2"
+CHECKS_VERSION = "3"
 
 # Candidates in the order that wins ties: the less it changes, the earlier.
 TITLE_SOURCES = ("original", "cleaned", "composed", "repaired", "model")
@@ -68,11 +68,25 @@ class _Choice:
 
 
 def _best(choices: Sequence[_Choice]) -> _Choice:
+    """The highest score. On a tie the merchant's own text stays; between changes, the model's
+    text (or its repair) wins over the rule-made ones: it is what a trained adapter learnt of
+    the shop's style, and the judge finds nothing to prefer in the other."""
     best = choices[0]
     for choice in choices[1:]:
-        if choice.judgement.score > best.judgement.score + 1e-9:
+        gain = choice.judgement.score - best.judgement.score
+        tie_to_model = (
+            abs(gain) <= 1e-9 and choice.source in MODEL_SOURCES and best.source != "original"
+        )
+        if gain > 1e-9 or tie_to_model:
             best = choice
     return best
+
+
+def _learned(titles: Sequence[_Choice]) -> _Choice | None:
+    """The model's own title where a learned model's is to be taken (see review)."""
+    own = next((c for c in titles if c.source == "model" and c.judgement.ok), None)
+    merchants = max(c.judgement.score for c in titles if c.source in ("original", "cleaned"))
+    return own if own is not None and own.judgement.score >= merchants - 1e-9 else None
 
 
 def _faults(judgement: Judgement) -> str:
@@ -101,16 +115,22 @@ class CopyReviewer:
         description: str | None,
         parse_error: str | None,
         layout: Sequence[TitleSlot] | None = None,
+        learned: bool = False,
     ) -> Reviewed:
         """layout: the tenant's learned title layout for this product (plugins.layouts),
-        which the composed title follows; None: the default layout."""
+        which the composed title follows; None: the default layout. learned: the copy comes
+        from an adapter trained on the tenant's accepted copy (and released by the gate for
+        matching it): its title is then taken as written when the judge finds no fault in it
+        and scores it no lower than the merchant's own title, even where the judge's general
+        preferences score a rule-made title higher."""
         facts = ProductFacts.of(product)
         parsed = parse_error is None and bool(title)
         model_title = title if parsed and title else None
         model_description = description if parsed and description else None
 
         titles = self._titles(facts, rules, model_title, model_description, layout)
-        best_title = _best(titles)
+        best_title = _learned(titles) if learned else None
+        best_title = best_title or _best(titles)
         descriptions = self._descriptions(facts, rules, best_title.text, model_description)
         best_description = _best(descriptions)
 
@@ -132,6 +152,8 @@ class CopyReviewer:
                 kind = "title" if choice in titles else "description"
                 checks += [_named(f"model {kind}", f) for f in choice.judgement.faults]
         reason = _reason(titles, best_title, descriptions, best_description, model_title)
+        if learned and best_title.source == "model":
+            reason += "; the title as the tenant's adapter learnt to write it"
         if layout is not None and best_title.source == "composed":
             reason += f"; composed in the tenant's learned layout ({' '.join(layout)})"
         checks.append(CheckResult(name="selection", passed=improved, detail=reason))

@@ -87,6 +87,36 @@ def test_never_below_the_cleaned_original(
         assert reviewed.description.endswith((".", "!", "?"))
 
 
+def test_a_tie_goes_to_the_merchants_text_first_and_then_to_the_models() -> None:
+    """The model writing exactly the composed title is the model's title, not a fallback; the
+    model writing exactly the merchant's title leaves the merchant's title in place."""
+    composed = compose_title(SHIRT, get_channel("default").title_max)
+    same_as_composed = review(SHIRT, composed, "A navy blue check shirt for men.")
+    assert same_as_composed.title == composed
+    assert same_as_composed.title_source == "model" and not same_as_composed.fallback_used
+    same_as_original = review(GOOD, GOOD.title, "Navy blue slim fit jeans with five pockets.")
+    assert same_as_original.title_source == "original" and same_as_original.fallback_used
+
+
+def test_a_learned_models_faultless_title_is_taken_as_written() -> None:
+    """From a tenant's adapter, a title the judge finds no fault in and scores no lower than
+    the merchant's own is published as written, though the judge scores the composed title
+    higher; one with a fault, or below the merchant's title, is not."""
+    rules = get_channel("default")
+
+    def pick(product: Product, title: str, learned: bool) -> tuple[str, str]:
+        made = CopyReviewer().review(product, rules, title, "A shirt.", None, learned=learned)
+        return made.title_source, made.title
+
+    assert pick(SHIRT, "Men Navy Blue Check Shirt", learned=False)[0] == "composed"
+    assert pick(SHIRT, "Men Navy Blue Check Shirt", learned=True) == (
+        "model",
+        "Men Navy Blue Check Shirt",
+    )
+    assert pick(SHIRT, "Men Navy Blue Copper Shirt", learned=True)[0] == "composed"  # invents
+    assert pick(GOOD, "Roadster Jeans", learned=True)[0] == "original"  # below the merchant's
+
+
 def test_a_title_that_is_already_good_is_not_improved() -> None:
     reviewed = review(GOOD, "Roadster Jeans", "Jeans.")
     assert reviewed.title == GOOD.title
