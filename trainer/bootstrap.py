@@ -2,7 +2,7 @@
 
 A catalog's published titles are the copy its merchants once accepted. Each product becomes an
 example whose input is what a raw import gives (its title degraded: lower case, the brand and
-the attribute values taken out of it, the rest shuffled; no description)
+the attribute values taken out of it, a word or two dropped, the rest shuffled; no description)
 and whose target is its real title, with its own description when that is finished and well
 formed, else the description copyflow's template writes from its fields. A product whose own
 title the judge finds broken (cut characters, loops, the wrong script, over the channel's
@@ -27,6 +27,7 @@ from trainer.examples import Example
 # Findings on a product's own title that make it no target: what a merchant would not accept.
 _TITLE_FAULTS = ("well_formed", "language", "not_degenerate", "length")
 _DESCRIPTION_FAULTS = ("complete", "well_formed", "language", "not_degenerate", "length")
+_DROP_SHARE = 0.2  # of the words left after the brand and attribute values are taken out
 
 
 @dataclass
@@ -46,16 +47,17 @@ class Bootstrap:
 
 def degrade(product: Product, rng: random.Random) -> Product:
     """The product as a raw import gives it: its title in lower case without its brand or
-    attribute values (but never the product type's head noun), the rest shuffled; no
-    description. Only words the product's fields give again are taken out: with a fifth of
-    the other words dropped too, the adapter learnt to write words no field holds, and 16% of
-    its held-out titles failed the judge's new_words check."""
+    attribute values, a share of the other words dropped (never the product type's head
+    noun), the rest shuffled; no description."""
     taken = {norm(w) for w in words(product.brand or "")}
     for value in product.attributes.values():
         taken |= {norm(w) for w in words(value)}
     found = product_type(product)
-    taken.discard(norm(type_head(found)) if found else "")
+    keep = norm(type_head(found)) if found else ""
     rest = [w.lower() for w in product.title.split() if norm(w) not in taken and squash(w)]
+    droppable = [i for i, w in enumerate(rest) if norm(w) != keep]
+    for index in sorted(rng.sample(droppable, int(len(droppable) * _DROP_SHARE)), reverse=True):
+        del rest[index]
     rng.shuffle(rest)
     title = " ".join(rest) or product.title.lower()
     return product.model_copy(update={"title": title, "description": ""})

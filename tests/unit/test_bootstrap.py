@@ -29,12 +29,8 @@ def test_a_degraded_product_loses_its_brand_attributes_order_and_description() -
     kept = raw.title.split()
     assert raw.title == raw.title.lower() and raw.description == ""
     assert "lumenix" not in kept and "white" not in kept
-    # Only what the fields give again is taken out: the brand and the color, not the rest.
-    assert sorted(kept) == sorted(
-        w.lower() for w in LAMP.title.split() if w not in ("Lumenix", "White")
-    )
-    lamps = LAMP.model_copy(update={"attributes": {"color": "White", "kind": "Desk Lamp"}})
-    assert "lamp" in degrade(lamps, random.Random(1)).title.split()  # the type's head noun stays
+    assert "lamp" in kept  # the product type's head noun is never dropped
+    assert len(kept) < len(LAMP.title.split()) - 2  # brand, color, and some words dropped
     assert raw.title != " ".join(w.lower() for w in LAMP.title.split() if w in kept)  # shuffled
     assert (raw.brand, raw.attributes, raw.category) == (LAMP.brand, LAMP.attributes, LAMP.category)
     assert degrade(LAMP, random.Random(1)) == raw
