@@ -83,10 +83,14 @@ def _best(choices: Sequence[_Choice]) -> _Choice:
 
 
 def _learned(titles: Sequence[_Choice]) -> _Choice | None:
-    """The model's own title where a learned model's is to be taken (see review)."""
-    own = next((c for c in titles if c.source == "model" and c.judgement.ok), None)
+    """The model's own title, else its repair, where a learned model's is to be taken (see
+    review)."""
     merchants = max(c.judgement.score for c in titles if c.source in ("original", "cleaned"))
-    return own if own is not None and own.judgement.score >= merchants - 1e-9 else None
+    for source in ("model", "repaired"):
+        own = next((c for c in titles if c.source == source and c.judgement.ok), None)
+        if own is not None and own.judgement.score >= merchants - 1e-9:
+            return own
+    return None
 
 
 def _faults(judgement: Judgement) -> str:
@@ -120,9 +124,9 @@ class CopyReviewer:
         """layout: the tenant's learned title layout for this product (plugins.layouts),
         which the composed title follows; None: the default layout. learned: the copy comes
         from an adapter trained on the tenant's accepted copy (and released by the gate for
-        matching it): its title is then taken as written when the judge finds no fault in it
-        and scores it no lower than the merchant's own title, even where the judge's general
-        preferences score a rule-made title higher."""
+        matching it): its title (else its repair) is then taken when the judge finds no fault
+        in it and scores it no lower than the merchant's own title, even where the judge's
+        general preferences score a rule-made title higher."""
         facts = ProductFacts.of(product)
         parsed = parse_error is None and bool(title)
         model_title = title if parsed and title else None
@@ -152,7 +156,7 @@ class CopyReviewer:
                 kind = "title" if choice in titles else "description"
                 checks += [_named(f"model {kind}", f) for f in choice.judgement.faults]
         reason = _reason(titles, best_title, descriptions, best_description, model_title)
-        if learned and best_title.source == "model":
+        if learned and best_title.source in MODEL_SOURCES:
             reason += "; the title as the tenant's adapter learnt to write it"
         if layout is not None and best_title.source == "composed":
             reason += f"; composed in the tenant's learned layout ({' '.join(layout)})"

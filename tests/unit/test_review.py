@@ -99,9 +99,9 @@ def test_a_tie_goes_to_the_merchants_text_first_and_then_to_the_models() -> None
 
 
 def test_a_learned_models_faultless_title_is_taken_as_written() -> None:
-    """From a tenant's adapter, a title the judge finds no fault in and scores no lower than
-    the merchant's own is published as written, though the judge scores the composed title
-    higher; one with a fault, or below the merchant's title, is not."""
+    """From a tenant's adapter, a title (else its repair) the judge finds no fault in and
+    scores no lower than the merchant's own is published, though the judge scores the composed
+    title higher; one with a fault, or below the merchant's title, is not."""
     rules = get_channel("default")
 
     def pick(product: Product, title: str, learned: bool) -> tuple[str, str]:
@@ -113,7 +113,9 @@ def test_a_learned_models_faultless_title_is_taken_as_written() -> None:
         "model",
         "Men Navy Blue Check Shirt",
     )
-    assert pick(SHIRT, "Men Navy Blue Copper Shirt", learned=True)[0] == "composed"  # invents
+    # An invented word: its repair (the word taken out) is taken, a title the model wrote.
+    assert pick(SHIRT, "Men Navy Blue Copper Shirt", learned=True)[0] == "repaired"
+    assert pick(SHIRT, "Copper Bowl", learned=True)[0] == "composed"  # nothing left to repair
     assert pick(GOOD, "Roadster Jeans", learned=True)[0] == "original"  # below the merchant's
 
 
