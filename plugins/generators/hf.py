@@ -153,6 +153,8 @@ class TransformersGenerator:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._frame_budgets = (max_title_tokens, max_description_tokens)
         self._frame: FrameSpec | None = None  # made when a framed prompt is first used
+        if prompt.frame:
+            self._frame_spec()  # at load, not in the first batch
         model: Any = AutoModelForCausalLM.from_pretrained(location, dtype=self.dtype)
         revision = model_revision(location)
         if adapter is not None:
@@ -264,10 +266,8 @@ class TransformersGenerator:
         return ids
 
     def _adapter_names(self, adapters: Sequence[str | None]) -> list[str] | None:
-        """peft's per-row adapter names, or None when no adapter is served."""
-        unknown = {a for a in adapters if a is not None} - self._served.keys()
-        if unknown:
-            raise ValueError(f"adapter {sorted(unknown)[0]!r} is not loaded in this worker")
+        """peft's per-row adapter names, or None when no adapter is served (an adapter that is
+        not loaded was refused when its prompt was rendered: prompt_for)."""
         if not self._served:
             return None
         return [adapter or "__base__" for adapter in adapters]
