@@ -84,7 +84,7 @@ def test_a_framed_answer_cut_inside_characters_keeps_whole_ones(tiny_model_dir: 
     out = [t for t in (frame.step(p) for p in proposals) if t is not None]
     assert frame.done
     assert frame.split(out) == (title[:4], sentence + rest[:inside])
-    result = generator._framed_result(out, frame, 0)
+    result = generator._framed_result(out, frame, 0, generator.prompt)
     assert REPLACEMENT in result.raw_text  # the raw answer shows the cut bytes ...
     assert (result.title, result.description) == ("铸", "适合。")  # ... the copy never does
     assert result.parse_error is None
