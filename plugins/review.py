@@ -133,8 +133,8 @@ class CopyReviewer:
         model_description = description if parsed and description else None
 
         titles = self._titles(facts, rules, model_title, model_description, layout)
-        best_title = _learned(titles) if learned else None
-        best_title = best_title or _best(titles)
+        taken = _learned(titles) if learned else None
+        best_title = taken or _best(titles)
         descriptions = self._descriptions(facts, rules, best_title.text, model_description)
         best_description = _best(descriptions)
 
@@ -156,7 +156,7 @@ class CopyReviewer:
                 kind = "title" if choice in titles else "description"
                 checks += [_named(f"model {kind}", f) for f in choice.judgement.faults]
         reason = _reason(titles, best_title, descriptions, best_description, model_title)
-        if learned and best_title.source in MODEL_SOURCES:
+        if taken is not None:  # not when the judge's own choice happened to be the model's
             reason += "; the title as the tenant's adapter learnt to write it"
         if layout is not None and best_title.source == "composed":
             reason += f"; composed in the tenant's learned layout ({' '.join(layout)})"
