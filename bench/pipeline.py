@@ -234,7 +234,7 @@ def warm_cache(env: dict[str, str], products: list[Product]) -> int:
     from consumer.cache import Outcome
     from consumer.pipeline import Job
     from consumer.worker import build_cache
-    from copyflow.wiring import build_generator, build_pipeline, build_spec
+    from copyflow.wiring import build_generator, build_pipeline
     from schemas import ProductEvent, load_settings
 
     # The worker's settings, for this process only: (c), spawned later, must not inherit them.
@@ -247,7 +247,7 @@ def warm_cache(env: dict[str, str], products: list[Product]) -> int:
         os.environ.update(saved)
     generator = build_generator(settings)
     pipeline = build_pipeline(settings)
-    cache = build_cache(settings, build_spec(settings).decoding, pipeline.reviewer)
+    cache = build_cache(settings)
     assert cache is not None
     jobs = [
         Job(ProductEvent.model_validate_json(value), "default")
@@ -259,7 +259,7 @@ def warm_cache(env: dict[str, str], products: list[Product]) -> int:
         return pipeline.check_all(batch, results)
 
     async def warm() -> int:
-        resolved = await cache.resolve(jobs, generator.model_info, generate)
+        resolved = await cache.resolve(jobs, pipeline.served_model(generator.model_info), generate)
         await cache.client.aclose()
         return sum(not r.cache_hit for r in resolved)
 

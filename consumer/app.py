@@ -22,7 +22,7 @@ from consumer.pipeline import Job, Pipeline, jobs_for
 from consumer.pool import WorkerPool
 from consumer.sink import Outgoing, Sink
 from consumer.source import Record, Records
-from schemas import Settings, Suggestion
+from schemas import ModelInfo, Settings, Suggestion
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,11 @@ class Copywriter:
         self.sink = sink
         self.options = options
 
+    @property
+    def model(self) -> ModelInfo:
+        """What makes this worker's copy (its jobs name their adapters on top)."""
+        return self.pipeline.served_model(self.pool.model_info)
+
     async def process(self, events: Records) -> BatchReport:
         """The commit protocol for one batch of events, in order (BatchSource commits the
         batch's offsets when this returns):
@@ -185,7 +190,7 @@ class Copywriter:
         options = self.options
         # 2. skip unchanged content
         if self.cache is not None and not options.force:
-            unchanged = await self.cache.unchanged(jobs, self.pool.model_info)
+            unchanged = await self.cache.unchanged(jobs, self.model)
             kept = [i for i, same in enumerate(unchanged) if not same]
             report.skipped = len(jobs) - len(kept)
             jobs, owners = [jobs[i] for i in kept], [owners[i] for i in kept]
@@ -201,13 +206,13 @@ class Copywriter:
         outcomes = self.pipeline.build_all(
             jobs,
             [r.outcome for r in resolved],
-            self.pool.model_info,
+            self.model,
             latency_ms,
             cache_hits=[r.cache_hit for r in resolved],
         )
 
         # 5. publish
-        base = self.pool.model_info
+        base = self.model
         outgoing: list[Outgoing] = []
         published: list[tuple[Job, Suggestion]] = []
         unimproved: list[Job] = []
@@ -244,9 +249,7 @@ class Copywriter:
     async def _resolve(self, jobs: Sequence[Job]) -> list[Resolved]:
         if self.cache is None:
             return [Resolved(outcome, cache_hit=False) for outcome in await self._generate(jobs)]
-        return await self.cache.resolve(
-            jobs, self.pool.model_info, self._generate, force=self.options.force
-        )
+        return await self.cache.resolve(jobs, self.model, self._generate, force=self.options.force)
 
     def _count(
         self,
@@ -255,7 +258,7 @@ class Copywriter:
         dead: Sequence[tuple[Record, DeadLetter]],
     ) -> None:
         """Fill the batch's report and add it to the worker's counters."""
-        base = self.pool.model_info
+        base = self.model
         report.cache_hits = sum(s.cache_hit for _, s in published)
         report.generated = len(published) - report.cache_hits
         report.dead_letters = len(dead)

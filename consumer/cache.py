@@ -1,12 +1,11 @@
 """Most catalog events must cost no generation: reuse copy through Redis.
 
-Three mechanisms, each keyed so that a new model, adapter or prompt misses by construction:
+Three mechanisms, each keyed by the copy's recipe (consumer.identity: content, channel and
+its rules, model, adapter, prompt, decoding, checks), so any change to it misses by construction:
 
-- unchanged-content skip: the suggestion id (content hash + model, adapter and prompt
-  versions) last published per (tenant, product, channel); an event that would publish the
-  same suggestion again publishes nothing;
-- the copy cache: tenant + sha256 over content, channel, model revision, adapter version,
-  prompt version, decoding parameters and checks -> the checked copy, with a TTL;
+- unchanged-content skip: the suggestion id last published per (tenant, product, channel); an
+  event that would publish the same suggestion again publishes nothing;
+- the copy cache: tenant + sha256 of the recipe -> the checked copy, with a TTL;
 - single flight: concurrent misses on one key, in any process, generate once. The first to
   SET NX the key's lock generates; the others poll for its result, bounded by ``wait_s``. The
   lock expires on its own, so a crashed leader holds nobody up for longer than ``lock_ttl_s``.
@@ -18,7 +17,6 @@ error or timeout into "no cache" for ``retry_after_s``, logs once per outage and
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
@@ -138,25 +136,10 @@ class RedisGuard:
         return result
 
 
-def cache_key(prefix: str, job: Job, model: ModelInfo, variant: str) -> str:
-    """variant: what else shapes the checked copy (decoding parameters, checks version and
-    settings). model is the generator's; the job's adapter is part of the key."""
-    model = job.model_info(model)
-    parts: tuple[str, ...] = (
-        _VALUE_FORMAT,
-        job.content_hash,
-        job.channel,
-        model.base,
-        model.revision,
-        model.adapter or "",
-        model.adapter_version or "",
-        model.prompt_version,
-        variant,
-    )
-    if model.layouts_version:  # only then: keys made without layouts stay valid
-        parts += (model.layouts_version,)
-    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-    return f"{prefix}:copy:{job.event.tenant}:{digest}"
+def cache_key(prefix: str, job: Job, model: ModelInfo) -> str:
+    """The job's copy recipe (consumer.identity), the same one its suggestion id comes from.
+    model: the served model info (Pipeline.served_model); the job names its adapter."""
+    return f"{prefix}:copy:{_VALUE_FORMAT}:{job.event.tenant}:{job.recipe_digest(model)}"
 
 
 def seen_key(prefix: str, job: Job) -> str:
@@ -187,14 +170,12 @@ class CopyCache:
         client: Redis,
         settings: CacheSettings,
         guard: RedisGuard,
-        variant: str,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.client = client
         self.settings = settings
         self.guard = guard
         self.stats = guard.stats
-        self.variant = variant
         self.sleep = sleep
         self._release = client.register_script(_RELEASE)
         self._set_all = client.register_script(_SET_ALL)
@@ -245,7 +226,7 @@ class CopyCache:
         what is generated replaces what it held."""
         if not jobs:
             return []
-        keys = [cache_key(self.settings.prefix, job, model, self.variant) for job in jobs]
+        keys = [cache_key(self.settings.prefix, job, model) for job in jobs]
         first: dict[str, Job] = {}
         for key, job in zip(keys, jobs, strict=True):
             first.setdefault(key, job)

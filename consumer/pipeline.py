@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from typing import NamedTuple
 
+from consumer import identity
 from consumer.dead_letters import DeadLetter
 from plugins.catalog import CatalogAdapter, InvalidEvent
 from plugins.channels import UnknownChannel, get_channel
@@ -24,27 +25,6 @@ from plugins.review import CopyReviewer, Reviewed
 from schemas import ModelInfo, ProductEvent, Suggestion, TitleSlot
 
 log = logging.getLogger(__name__)
-
-# Fixed forever: suggestion ids must stay stable across releases and machines.
-SUGGESTION_NAMESPACE = uuid.UUID("6f1d2c4e-8b1a-5e0f-9c3d-2a7b4e5f6a10")
-
-
-def suggestion_id(tenant: str, content_hash: str, channel: str, model: ModelInfo) -> uuid.UUID:
-    """Same tenant, content, channel, model, adapter and prompt versions: same id."""
-    parts: tuple[str, ...] = (
-        tenant,
-        content_hash,
-        channel,
-        model.base,
-        model.revision,
-        model.adapter or "",
-        model.adapter_version or "",
-        model.prompt_version,
-    )
-    if model.layouts_version:  # appended only when set: ids made without layouts stay the same
-        parts += (model.layouts_version,)
-    return uuid.uuid5(SUGGESTION_NAMESPACE, "\x1f".join(parts))
-
 
 GLOBAL_LABEL = "global"  # ModelInfo.adapter for the adapter every tenant shares
 
@@ -92,6 +72,10 @@ class Job:
         """suggestion_id as text, as headers and the unchanged-content skip carry it."""
         return self._made(base).suggestion_key
 
+    def recipe_digest(self, base: ModelInfo) -> str:
+        """The same recipe as the suggestion id's, as the cache names it."""
+        return self._made(base).recipe_digest
+
     def _made(self, base: ModelInfo) -> _Made:
         # Kept: the cache, the skip, the build and the publish each need these, and together
         # they cost more than the rest of a cache hit's per-job work.
@@ -100,8 +84,9 @@ class Job:
             model = base if self.route is None else _with_adapter(base, self.route)
             if self.layouts:
                 model = model.model_copy(update={"layouts_version": self.layouts.version})
-            made_id = suggestion_id(self.event.tenant, self.content_hash, self.channel, model)
-            made = _Made(base, model, made_id, str(made_id))
+            recipe = identity.recipe(self.event.tenant, self.content_hash, self.channel, model)
+            made_id = identity.suggestion_id(recipe)
+            made = _Made(base, model, made_id, str(made_id), identity.recipe_digest(recipe))
             self.__dict__["_made_with"] = made  # as cached_property sets it on a frozen class
         return made
 
@@ -121,6 +106,7 @@ class _Made(NamedTuple):
     model: ModelInfo
     suggestion_id: uuid.UUID
     suggestion_key: str
+    recipe_digest: str
 
 
 @lru_cache(maxsize=1024)
@@ -130,6 +116,11 @@ def _with_adapter(base: ModelInfo, route: Route) -> ModelInfo:
     if route.prompt_version is not None:  # the adapter's own prompt makes its copy
         update["prompt_version"] = route.prompt_version
     return base.model_copy(update=update)
+
+
+@lru_cache(maxsize=64)
+def _with_checks(model: ModelInfo, checks: str) -> ModelInfo:
+    return model.model_copy(update={"checks": checks})
 
 
 def jobs_for(
@@ -180,6 +171,11 @@ class Pipeline:
         self.adapter = adapter
         self.max_event_bytes = max_event_bytes
         self.reviewer = reviewer or CopyReviewer()
+
+    def served_model(self, generator: ModelInfo) -> ModelInfo:
+        """The generator's model info with these checks named: the base of every job's
+        identity. The same object for the same generator, so jobs keep what they derived."""
+        return _with_checks(generator, self.reviewer.fingerprint)
 
     def decode(self, raw: bytes | None) -> ProductEvent | DeadLetter:
         """Step: wire bytes to a valid ProductEvent, or the dead letter saying why not."""
@@ -298,4 +294,4 @@ class Pipeline:
         started = time.perf_counter()
         results = generate_splitting(generator, [job.request for job in jobs])
         latency_ms = (time.perf_counter() - started) * 1000
-        return self.build_all(jobs, results, generator.model_info, latency_ms)
+        return self.build_all(jobs, results, self.served_model(generator.model_info), latency_ms)

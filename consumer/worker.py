@@ -18,7 +18,6 @@ from consumer.pipeline import Pipeline
 from consumer.pool import WorkerPool
 from consumer.sink import ProducerService
 from consumer.source import BatchSource
-from plugins.review import CopyReviewer
 from schemas import Settings
 from schemas.settings import setting_error
 
@@ -36,15 +35,13 @@ class PoolService(mode.Service):
         await self.pool.close()
 
 
-def build_cache(settings: Settings, decoding: str, reviewer: CopyReviewer) -> CopyCache | None:
-    """None when both the cache and the unchanged-content skip are turned off. The cache holds
-    checked copy, so its keys cover the decoding parameters and the checks' configuration."""
+def build_cache(settings: Settings) -> CopyCache | None:
+    """None when both the cache and the unchanged-content skip are turned off."""
     cache = settings.cache
     if not (cache.enabled or cache.skip_unchanged):
         return None
     guard = RedisGuard(settings.redis.retry_after_s, CacheStats())
-    variant = f"{decoding};checks={reviewer.fingerprint}"
-    return CopyCache(connect(settings.redis), cache, guard, variant)
+    return CopyCache(connect(settings.redis), cache, guard)
 
 
 def run_worker(settings: Settings, pipeline: Pipeline, pool: WorkerPool) -> None:
@@ -55,7 +52,7 @@ def run_worker(settings: Settings, pipeline: Pipeline, pool: WorkerPool) -> None
     # stops the command with that reason instead of a crashed stream processor.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    cache = build_cache(settings, pool.spec.decoding, pipeline.reviewer)
+    cache = build_cache(settings)
     if cache is not None and loop.run_until_complete(cache.guard.run(cache.client.ping)):
         log.info("cache: Redis answers")
     flow = FlowStats()

@@ -53,7 +53,7 @@ async def _process(
     ensure_topics(settings.kafka, settings.topics)
     pipeline = build_pipeline(settings)
     pool = build_pool(settings)
-    cache = build_cache(settings, pool.spec.decoding, pipeline.reviewer)
+    cache = build_cache(settings)
     router = AdapterRouter(pool)
     control = ControlListener(settings.kafka, settings.topics.control, router)
     producer = new_producer(settings.kafka, client_id=f"copyflow-{name}")

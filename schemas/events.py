@@ -86,7 +86,8 @@ class ProductEvent(_Input):
 
 
 class ModelInfo(_Output):
-    """Which model, adapter and prompt made a suggestion (part of its identity)."""
+    """What made a suggestion's copy: model, adapter, prompt, decoding and checks. All of it
+    is part of the suggestion's identity (consumer.identity)."""
 
     base: str
     revision: str
@@ -95,6 +96,12 @@ class ModelInfo(_Output):
     prompt_version: str
     layouts_version: str | None = Field(
         default=None, description="The tenant's learned title layouts, when any were used."
+    )
+    decoding: str | None = Field(
+        default=None, description="The decoding parameters the generator ran with."
+    )
+    checks: str | None = Field(
+        default=None, description="Digest of the checks' version and settings (banned phrases)."
     )
 
 

@@ -141,7 +141,8 @@ def evaluate(
                 continue
             try:
                 job = _job(item, channel, layouts)
-                suggestions[index] = pipeline.build(job, outcome, model, 0.0)
+                served = pipeline.served_model(model)
+                suggestions[index] = pipeline.build(job, outcome, served, 0.0)
             except ValueError:  # no valid suggestion (as the worker's dead letter): a failure
                 continue
             if outcome.title is not None and outcome.description is not None:

@@ -80,6 +80,21 @@ def model_revision(location: str) -> str:
     return digest.hexdigest()[:12]
 
 
+def decoding_parameters(
+    dtype: str,
+    max_new_tokens: int,
+    max_input_tokens: int,
+    max_title_tokens: int,
+    max_description_tokens: int,
+) -> str:
+    """The decoding parameters that shape an output, as ModelInfo.decoding names them."""
+    return (
+        f"greedy;dtype={dtype};max_new_tokens={max_new_tokens};"
+        f"max_input_tokens={max_input_tokens};max_title_tokens={max_title_tokens};"
+        f"max_description_tokens={max_description_tokens}"
+    )
+
+
 @dataclass(frozen=True)
 class TransformersSpec:
     """Everything needed to build the generator again in another process (picklable)."""
@@ -95,15 +110,6 @@ class TransformersSpec:
     adapter_version: str | None = None
     max_title_tokens: int = 40  # the framed prompts' budgets (the overall cap still applies)
     max_description_tokens: int = 90
-
-    @property
-    def decoding(self) -> str:
-        """The decoding parameters that shape an output (part of the cache key)."""
-        return (
-            f"greedy;dtype={self.dtype};max_new_tokens={self.max_new_tokens};"
-            f"max_input_tokens={self.max_input_tokens};max_title_tokens={self.max_title_tokens};"
-            f"max_description_tokens={self.max_description_tokens}"
-        )
 
     def build(self, device: str) -> TransformersGenerator:
         return TransformersGenerator(
@@ -142,7 +148,8 @@ class TransformersGenerator:
         max_description_tokens: int = 90,
     ) -> None:
         self.device = resolve_device(device)
-        self.dtype = _DTYPES[generation_dtype(dtype, self.device)]
+        dtype_name = generation_dtype(dtype, self.device)
+        self.dtype = _DTYPES[dtype_name]
         self.prompt = prompt
         self.max_new_tokens = max_new_tokens
         self.max_input_tokens = max_input_tokens
@@ -177,6 +184,13 @@ class TransformersGenerator:
             adapter=Path(adapter).name if adapter else None,
             adapter_version=adapter_version if adapter else None,
             prompt_version=prompt.version,
+            decoding=decoding_parameters(
+                dtype_name,
+                max_new_tokens,
+                max_input_tokens,
+                max_title_tokens,
+                max_description_tokens,
+            ),
         )
         log.info("loaded model %s on %s as %s", location, self.device, self.dtype)
 

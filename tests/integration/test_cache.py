@@ -24,7 +24,6 @@ from tests.harness import RedisServer, product_event
 pytestmark = pytest.mark.integration
 
 MODEL = ModelInfo(base="tiny", revision="r1", prompt_version="v1")
-DECODING = "greedy;max_new_tokens=16"
 
 
 class FakeClock:
@@ -73,7 +72,7 @@ def make_cache(
     redis_settings = RedisSettings(url=url, socket_timeout_s=0.3, connect_timeout_s=0.3)
     settings = CacheSettings(prefix=prefix, **cache_settings)
     guard = RedisGuard(5.0, CacheStats(), clock or FakeClock())
-    return CopyCache(connect(redis_settings), settings, guard, DECODING)
+    return CopyCache(connect(redis_settings), settings, guard)
 
 
 @pytest.fixture
@@ -102,7 +101,7 @@ def test_second_identical_request_is_a_hit_without_generation(redis_url: str, pr
         {"model": MODEL.model_copy(update={"adapter_version": "7"})},
         {"model": MODEL.model_copy(update={"prompt_version": "v2"})},
         {"model": MODEL.model_copy(update={"revision": "r2"})},
-        {"decoding": "greedy;max_new_tokens=32"},
+        {"model": MODEL.model_copy(update={"decoding": "greedy;max_new_tokens=32"})},
         {"channel": "amazon"},
         {"title": "a different title"},
         {"tenant": "tenant-b"},
@@ -118,12 +117,12 @@ def test_cache_key_changes_with_every_part(change: dict[str, Any]) -> None:
         channels=[change.get("channel", "default")],
     )
     changed = jobs_for(ProductEvent.model_validate(event))[0]
-    before = cache_key("p", base, MODEL, DECODING)
-    after = cache_key("p", changed, change.get("model", MODEL), change.get("decoding", DECODING))
+    before = cache_key("p", base, MODEL)
+    after = cache_key("p", changed, change.get("model", MODEL))
     assert before != after
     # Only the fields the prompt uses matter: a price is not part of the key.
     priced = job(1, price="19.99")
-    assert cache_key("p", priced, MODEL, DECODING) == before
+    assert cache_key("p", priced, MODEL) == before
 
 
 def test_single_flight_in_one_process(redis_url: str, prefix: str) -> None:
@@ -182,7 +181,7 @@ def test_a_dead_leader_holds_nobody_up_past_its_lock_expiry(redis_url: str, pref
     async def scenario() -> None:
         cache = make_cache(redis_url, prefix, lock_ttl_s=0.5, wait_s=30)
         # A leader that took the lock and died: nothing but the lock, which expires.
-        key = cache_key(prefix, job(1), MODEL, DECODING)
+        key = cache_key(prefix, job(1), MODEL)
         await cache.client.set(f"{key}:lock", "dead-leader", px=500)
         generate = CountingGenerator()
         started = asyncio.get_running_loop().time()
@@ -198,7 +197,7 @@ def test_a_dead_leader_holds_nobody_up_past_its_lock_expiry(redis_url: str, pref
 def test_the_wait_for_another_worker_is_bounded(redis_url: str, prefix: str) -> None:
     async def scenario() -> None:
         cache = make_cache(redis_url, prefix, lock_ttl_s=60, wait_s=0.5)
-        key = cache_key(prefix, job(1), MODEL, DECODING)
+        key = cache_key(prefix, job(1), MODEL)
         await cache.client.set(f"{key}:lock", "slow-leader", px=60_000)
         started = asyncio.get_running_loop().time()
         [result] = await cache.resolve([job(1)], MODEL, CountingGenerator())
@@ -223,7 +222,7 @@ def test_a_failed_generation_is_not_cached_and_frees_the_key(redis_url: str, pre
 def test_an_unreadable_cached_value_is_a_miss(redis_url: str, prefix: str) -> None:
     async def scenario() -> None:
         cache = make_cache(redis_url, prefix)
-        await cache.client.set(cache_key(prefix, job(1), MODEL, DECODING), b"{not json")
+        await cache.client.set(cache_key(prefix, job(1), MODEL), b"{not json")
         generate = CountingGenerator()
         [result] = await cache.resolve([job(1)], MODEL, generate)
         assert not result.cache_hit and len(generate.generated) == 1
@@ -352,20 +351,24 @@ def test_settings_reject_a_non_redis_url() -> None:
 
 
 def test_other_checks_settings_miss_the_cached_checked_copy(redis_url: str, prefix: str) -> None:
+    from consumer.pipeline import Pipeline
     from consumer.worker import build_cache
+    from plugins.catalog import JsonCatalogAdapter
     from plugins.review import CopyReviewer
     from schemas import Settings
 
     settings = Settings.model_validate({"redis": {"url": redis_url}, "cache": {"prefix": prefix}})
+    plain = Pipeline(JsonCatalogAdapter(), 1 << 20, CopyReviewer()).served_model(MODEL)
+    strict_reviewer = CopyReviewer(banned_phrases=["must-have"])
+    strict = Pipeline(JsonCatalogAdapter(), 1 << 20, strict_reviewer).served_model(MODEL)
 
     async def scenario() -> None:
-        plain = build_cache(settings, DECODING, CopyReviewer())
-        strict = build_cache(settings, DECODING, CopyReviewer(banned_phrases=["must-have"]))
-        assert plain is not None and strict is not None
+        cache = build_cache(settings)
+        assert cache is not None
         generate = CountingGenerator()
-        await plain.resolve([job(1)], MODEL, generate)
-        [hit] = await plain.resolve([job(1)], MODEL, generate)
-        [miss] = await strict.resolve([job(1)], MODEL, generate)
+        await cache.resolve([job(1)], plain, generate)
+        [hit] = await cache.resolve([job(1)], plain, generate)
+        [miss] = await cache.resolve([job(1)], strict, generate)
         assert hit.cache_hit and not miss.cache_hit and len(generate.generated) == 2
         assert hit.outcome.checks == [CheckResult(name="grounded", passed=True)]  # as stored
 

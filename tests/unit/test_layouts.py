@@ -4,7 +4,6 @@ by the composed title, the reviewer, the job's identity, the workers' router and
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from pydantic import ValidationError
 
 from consumer.adapters import AdapterRouter, parse_control
 from consumer.cache import cache_key
-from consumer.pipeline import SUGGESTION_NAMESPACE, Job
+from consumer.pipeline import Job
 from plugins.candidates import DEFAULT_LAYOUT, compose_title, title_parts
 from plugins.channels import get_channel
 from plugins.layouts import WHOLE_TENANT, TitleLayouts, consensus, layout_keys, learn_layouts
@@ -151,7 +150,7 @@ def _event(tenant: str = "shop-a") -> ProductEvent:
     )
 
 
-def test_layouts_are_part_of_the_copys_identity_and_ids_without_them_do_not_change() -> None:
+def test_layouts_are_part_of_the_copys_identity() -> None:
     base = ModelInfo(base="m", revision="r", prompt_version="v3")
     plain = Job(_event(), "default")
     layouts = TitleLayouts({WHOLE_TENANT: SHOP})
@@ -159,10 +158,7 @@ def test_layouts_are_part_of_the_copys_identity_and_ids_without_them_do_not_chan
     assert plain.model_info(base).layouts_version is None
     assert laid_out.model_info(base).layouts_version == layouts.version
     assert plain.suggestion_id(base) != laid_out.suggestion_id(base)
-    assert cache_key("p", plain, base, "v") != cache_key("p", laid_out, base, "v")
-    # The id of copy made without layouts is what it was before layouts existed.
-    before = ("shop-a", plain.content_hash, "default", "m", "r", "", "", "v3")
-    assert plain.suggestion_id(base) == uuid.uuid5(SUGGESTION_NAMESPACE, "\x1f".join(before))
+    assert cache_key("p", plain, base) != cache_key("p", laid_out, base)
     assert laid_out.layout == SHOP
 
 
