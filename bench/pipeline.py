@@ -142,33 +142,23 @@ def _passthrough(bootstrap: str, source: str, sink: str, take: int) -> None:
 def _faust_passthrough(bootstrap: str, source: str, sink: str, take: int) -> None:
     import faust
 
-    from consumer.app import app_options
-    from schemas import Settings
-    from schemas.settings import KafkaSettings
-
-    settings = Settings(
-        kafka=KafkaSettings(
-            bootstrap=bootstrap,
-            group_id=f"faust-passthrough-{uuid.uuid4().hex[:6]}",
-            session_timeout_s=6,
-            heartbeat_interval_s=1,
-            rebalance_timeout_s=6,
-        ),
-        worker=WorkerSettings(
-            data_dir=Path(f"/tmp/faust-passthrough-{uuid.uuid4().hex[:6]}"), take_batch=take
-        ),
-    )
-    kafka = settings.kafka
+    name = f"faust-passthrough-{uuid.uuid4().hex[:6]}"
     app = faust.App(
-        kafka.group_id,
-        **app_options(settings),
+        name,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+        topic_disable_leader=True,
+        producer_acks=-1,
+        datadir=f"/tmp/{name}",
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=kafka.session_timeout_s,
-        broker_heartbeat_interval=kafka.heartbeat_interval_s,
-        broker_rebalance_timeout=kafka.rebalance_timeout_s,
+        broker_session_timeout=6,
+        broker_heartbeat_interval=1,
+        broker_rebalance_timeout=6,
     )
     topic = app.topic(source, key_type=bytes, value_type=bytes, value_serializer="raw")
-    take, within = settings.worker.take_batch, settings.worker.take_within_s
+    within = WorkerSettings().take_within_s
 
     async def copy(stream: Any) -> None:
         async for batch in stream.noack_take(take, within=within):

@@ -16,7 +16,6 @@ from faust.app.base import BootStrategy
 from consumer.adapters import AdapterRouter
 from consumer.cache import CopyCache, Outcome, Resolved
 from consumer.dead_letters import DeadLetter
-from consumer.kafka import ssl_context
 from consumer.metrics import FlowStats
 from consumer.pipeline import Job, Pipeline, jobs_for
 from consumer.pool import WorkerPool
@@ -48,37 +47,16 @@ class CopyflowApp(faust.App):
         return [*super().on_init_dependencies(), *self.services]
 
 
-def app_options(settings: Settings) -> dict[str, Any]:
-    """faust app options for the brokers, credentials and topics in the settings."""
-    kafka = settings.kafka
-    credentials: Any = None
-    if kafka.security_protocol.startswith("SASL"):
-        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
-        credentials = faust.SASLCredentials(
-            username=kafka.sasl_username or "",
-            password=password,
-            mechanism=kafka.sasl_mechanism,
-            ssl_context=ssl_context(kafka),
-        )
-    elif kafka.security_protocol == "SSL":
-        credentials = faust.SSLCredentials(ssl_context(kafka))
-    return {
-        "broker": [f"kafka://{server}" for server in kafka.servers()],
-        "broker_credentials": credentials,
-        "store": "memory://",
-        "autodiscover": False,
-        "web_enabled": False,
-        # No leader topic or tables: every topic we use is created explicitly by ensure_topics.
-        "topic_disable_leader": True,
-        "topic_partitions": settings.topics.partitions,
-        "producer_acks": -1,
-        "datadir": str(settings.worker.data_dir.expanduser()),
-    }
-
-
 def create_app(settings: Settings) -> CopyflowApp:
-    """The faust app runs the worker and its producer; consuming is BatchSource's job."""
-    return CopyflowApp(settings.kafka.group_id, **app_options(settings))
+    """faust runs the worker's services, signals and shutdown; it opens no Kafka client (the
+    source, the sink and the control listener have their own), so it gets no broker options."""
+    return CopyflowApp(
+        settings.kafka.group_id,
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,  # the worker's HTTP port is consumer.health's
+        datadir=str(settings.worker.data_dir.expanduser()),
+    )
 
 
 @dataclass(frozen=True)

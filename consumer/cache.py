@@ -7,8 +7,11 @@ its rules, model, adapter, prompt, decoding, checks), so any change to it misses
   event that would publish the same suggestion again publishes nothing;
 - the copy cache: tenant + sha256 of the recipe -> the checked copy, with a TTL;
 - single flight: concurrent misses on one key, in any process, generate once. The first to
-  SET NX the key's lock generates; the others poll for its result, bounded by ``wait_s``. The
-  lock expires on its own, so a crashed leader holds nobody up for longer than ``lock_ttl_s``.
+  SET NX the key's lock generates; the others poll for its result, bounded by ``wait_s``. A
+  lock names its owner (``<member>/<session>``), who renews it and a liveness mark of its own
+  while it generates. A waiter takes the lock over at once when the owner's mark is gone
+  (expired ``owner_ttl_s`` after its last renewal: the owner died) or when the owner is an
+  earlier session of its own member (a restarted worker finding its old locks).
 
 Redis trouble never stops the stream: every Redis call goes through RedisGuard, which turns an
 error or timeout into "no cache" for ``retry_after_s``, logs once per outage and counts it.
@@ -59,6 +62,28 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 return 0
 """
 
+# KEYS[1]: the owner's liveness mark, then its locks. Renew the mark, and each lock still ours.
+_RENEW = """
+redis.call('set', KEYS[1], '1', 'PX', ARGV[2])
+local renewed = 0
+for i = 2, #KEYS do
+  if redis.call('get', KEYS[i]) == ARGV[1] then
+    redis.call('pexpire', KEYS[i], ARGV[3])
+    renewed = renewed + 1
+  end
+end
+return renewed
+"""
+
+# Take a lock from the owner seen holding it (never from whoever took it since).
+_TAKE_OVER = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
 
 @dataclass
 class CacheStats:
@@ -69,6 +94,7 @@ class CacheStats:
     skips: int = 0  # jobs skipped: content unchanged since the last suggestion
     single_flight_waits: int = 0  # keys another worker was generating, waited for
     single_flight_abandoned: int = 0  # waits that ended without a result: generated here
+    single_flight_takeovers: int = 0  # locks taken from a dead owner or an earlier session
     bypasses: int = 0  # jobs processed without the cache because of Redis trouble
     redis_errors: int = 0  # Redis calls that failed or timed out
 
@@ -142,6 +168,11 @@ def cache_key(prefix: str, job: Job, model: ModelInfo) -> str:
     return f"{prefix}:copy:{_VALUE_FORMAT}:{job.event.tenant}:{job.recipe_digest(model)}"
 
 
+def owner_key(prefix: str, owner: str) -> str:
+    """A lock owner's liveness mark."""
+    return f"{prefix}:owner:{owner}"
+
+
 def seen_key(prefix: str, job: Job) -> str:
     return f"{prefix}:seen:{job.product_key}"
 
@@ -170,15 +201,22 @@ class CopyCache:
         client: Redis,
         settings: CacheSettings,
         guard: RedisGuard,
+        member: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """member: this worker's name, stable across its restarts (kafka.group_instance_id);
+        None: a name of this process's own, so locks are only taken over from dead owners."""
         self.client = client
         self.settings = settings
         self.guard = guard
         self.stats = guard.stats
         self.sleep = sleep
+        self.member = member or f"anonymous-{uuid.uuid4().hex[:12]}"
+        self.owner = f"{self.member}/{uuid.uuid4().hex}"
         self._release = client.register_script(_RELEASE)
         self._set_all = client.register_script(_SET_ALL)
+        self._renew = client.register_script(_RENEW)
+        self._take_over = client.register_script(_TAKE_OVER)
 
     # -- unchanged-content skip ---------------------------------------------------------------
 
@@ -240,14 +278,13 @@ class CopyCache:
             return [Resolved(outcome, cache_hit=False) for outcome in outcomes]
 
         missing = [key for key in unique if key not in found]
-        token = uuid.uuid4().hex
-        claimed = await self._claim(missing, token)
+        claimed = await self._claim(missing)
         leaders = [key for key in missing if claimed.get(key, True) or force]
         followers = [key for key in missing if not (claimed.get(key, True) or force)]
         self.stats.misses += len(leaders)
         self.stats.single_flight_waits += len(followers)
         generated, waited = await asyncio.gather(
-            self._generate(leaders, first, generate, token),
+            self._generate(leaders, first, generate),
             self._follow(followers, first, generate),
         )
         results: dict[str, Resolved] = {
@@ -276,18 +313,20 @@ class CopyCache:
                 found[key] = result
         return found
 
-    async def _claim(self, keys: Sequence[str], token: str) -> dict[str, bool]:
-        """SET NX each key's lock; True where this worker now generates it. An empty answer
-        (Redis trouble) leaves every key to this worker."""
+    async def _claim(self, keys: Sequence[str]) -> dict[str, bool]:
+        """SET NX each key's lock, naming this owner; True where this worker now generates
+        it. An empty answer (Redis trouble) leaves every key to this worker."""
         if not keys:
             return {}
         ttl_ms = max(1, int(self.settings.lock_ttl_s * 1000))
+        mark_ms = max(1, int(self.settings.owner_ttl_s * 1000))
 
         async def claim() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
+            pipe.set(owner_key(self.settings.prefix, self.owner), "1", px=mark_ms)
             for key in keys:
-                pipe.set(f"{key}:lock", token, nx=True, px=ttl_ms)
-            return list(await pipe.execute())
+                pipe.set(f"{key}:lock", self.owner, nx=True, px=ttl_ms)
+            return list(await pipe.execute())[1:]
 
         answers = await self.guard.run(claim)
         if answers is None:
@@ -295,23 +334,43 @@ class CopyCache:
         return {key: bool(answer) for key, answer in zip(keys, answers, strict=True)}
 
     async def _generate(
-        self, keys: Sequence[str], first: dict[str, Job], generate: GenerateFn, token: str
+        self, keys: Sequence[str], first: dict[str, Job], generate: GenerateFn
     ) -> dict[str, Resolved]:
+        """Generate the keys whose locks this owner holds, renewing them meanwhile; store the
+        results and release the locks."""
         if not keys:
             return {}
-        outcomes = await generate([first[key] for key in keys])
-        await self._store(list(zip(keys, outcomes, strict=True)), release=token)
+        renewing = asyncio.create_task(self._keep_renewed(keys))
+        try:
+            outcomes = await generate([first[key] for key in keys])
+        finally:
+            renewing.cancel()
+        await self._store(list(zip(keys, outcomes, strict=True)), release=True)
         return {
             key: Resolved(outcome, cache_hit=False)
             for key, outcome in zip(keys, outcomes, strict=True)
         }
 
+    async def _keep_renewed(self, keys: Sequence[str]) -> None:
+        """Renew this owner's liveness mark and its locks on keys until cancelled."""
+        settings = self.settings
+        interval = min(settings.lock_ttl_s, settings.owner_ttl_s) / 3
+        names = [owner_key(settings.prefix, self.owner), *(f"{key}:lock" for key in keys)]
+        args: list[str | int] = [
+            self.owner,
+            max(1, int(settings.owner_ttl_s * 1000)),
+            max(1, int(settings.lock_ttl_s * 1000)),
+        ]
+        while True:
+            await self.sleep(interval)
+            await self.guard.run(lambda: self._renew(keys=names, args=args))
+
     async def _follow(
         self, keys: Sequence[str], first: dict[str, Job], generate: GenerateFn
     ) -> dict[str, Resolved]:
-        """Wait for other workers' results; generate here what they did not deliver in time
-        (their lock expired or was released without a result, the wait ran out, or Redis
-        went away)."""
+        """Wait for other workers' results. Take over at once the locks of owners that are
+        gone; generate here what was not delivered in time (a lock released without a
+        result, the wait ran out, or Redis went away)."""
         results: dict[str, Resolved] = {}
         waiting = list(keys)
         deadline = time.monotonic() + self.settings.wait_s
@@ -322,11 +381,19 @@ class CopyCache:
             state = await self._poll(waiting)
             if state is None:
                 break
-            found, locked = state
+            found, owners, gone = state
             for key, result in found.items():
                 results[key] = Resolved(result, cache_hit=True)
-            # No result and no lock: the leader failed or died; stop waiting for it.
-            waiting = [key for key in waiting if key not in found and key in locked]
+            taken = await self._take_over_from(
+                {key: owners[key] for key in waiting if key not in found and key in gone}
+            )
+            if taken:
+                self.stats.single_flight_takeovers += len(taken)
+                self.stats.misses += len(taken)
+                results.update(await self._generate(taken, first, generate))
+            # No result and no lock: the leader failed; stop waiting for it. A lock another
+            # waiter took over first is waited for like any other.
+            waiting = [key for key in waiting if key not in results and key in owners]
         orphans = [key for key in keys if key not in results]
         if orphans:
             self.stats.single_flight_abandoned += len(orphans)
@@ -337,8 +404,35 @@ class CopyCache:
             await self._store(list(zip(orphans, outcomes, strict=True)))
         return results
 
-    async def _store(self, generated: Sequence[tuple[str, Outcome]], release: str = "") -> None:
-        """Cache what was generated (not failures) and, with a token, release those locks."""
+    def _is_gone(self, owner: str, marked: bool) -> bool:
+        """Whether a lock's owner can no longer deliver: its liveness mark expired, or it is
+        an earlier session of this worker's own member (this worker restarted)."""
+        member = owner.rpartition("/")[0]
+        return owner != self.owner and (not marked or member == self.member)
+
+    async def _take_over_from(self, owners: dict[str, str]) -> list[str]:
+        """The keys whose locks this owner took from the owners seen holding them."""
+        if not owners:
+            return []
+        ttl_ms = max(1, int(self.settings.lock_ttl_s * 1000))
+        mark_ms = max(1, int(self.settings.owner_ttl_s * 1000))
+
+        async def take() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(owner_key(self.settings.prefix, self.owner), "1", px=mark_ms)
+            for key, owner in owners.items():
+                await self._take_over(
+                    keys=[f"{key}:lock"], args=[owner, self.owner, ttl_ms], client=pipe
+                )
+            return list(await pipe.execute())[1:]
+
+        answers = await self.guard.run(take)
+        if answers is None:
+            return []
+        return [key for key, answer in zip(owners, answers, strict=True) if answer]
+
+    async def _store(self, generated: Sequence[tuple[str, Outcome]], release: bool = False) -> None:
+        """Cache what was generated (not failures) and, with release, free this owner's locks."""
         ttl = self.settings.ttl_s
 
         async def store() -> None:
@@ -348,28 +442,48 @@ class CopyCache:
                     pipe.set(key, encode_copy(outcome), ex=ttl)
             if release:
                 for key, _ in generated:  # queued on the pipeline, run by execute()
-                    await self._release(keys=[f"{key}:lock"], args=[release], client=pipe)
+                    await self._release(keys=[f"{key}:lock"], args=[self.owner], client=pipe)
             await pipe.execute()
 
         await self.guard.run(store)
 
-    async def _poll(self, keys: Sequence[str]) -> tuple[dict[str, Reviewed], set[str]] | None:
+    async def _poll(
+        self, keys: Sequence[str]
+    ) -> tuple[dict[str, Reviewed], dict[str, str], set[str]] | None:
+        """The results found, each lock's owner, and the keys whose owner is gone."""
+
         async def poll() -> list[Any]:
             # Locks first: a result is stored before its lock is released, so a lock seen
             # gone here means the result (if any) is visible to the MGET after it.
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
-                pipe.exists(f"{key}:lock")
+                pipe.get(f"{key}:lock")
             pipe.mget(keys)
-            return list(await pipe.execute())
+            answers = list(await pipe.execute())
+            owners = sorted({_text(owner) for owner in answers[:-1] if owner is not None})
+            if owners:
+                prefix = self.settings.prefix
+                pipe = self.client.pipeline(transaction=False)
+                for owner in owners:
+                    pipe.exists(owner_key(prefix, owner))
+                marks = list(await pipe.execute())
+            else:
+                marks = []
+            return [answers, dict(zip(owners, marks, strict=True))]
 
-        answers = await self.guard.run(poll)
-        if answers is None:
+        answered = await self.guard.run(poll)
+        if answered is None:
             return None
+        answers, marks = answered
         found = {
             key: result
             for key, raw in zip(keys, answers[-1], strict=True)
             if raw is not None and (result := decode_copy(raw)) is not None
         }
-        locked = {key for key, exists in zip(keys, answers[:-1], strict=True) if exists}
-        return found, locked
+        owners = {
+            key: _text(owner)
+            for key, owner in zip(keys, answers[:-1], strict=True)
+            if owner is not None
+        }
+        gone = {key for key, owner in owners.items() if self._is_gone(owner, bool(marks[owner]))}
+        return found, owners, gone

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -151,6 +151,7 @@ class StatsCollector(Collector):
                 ("skips", "Suggestions skipped: content unchanged since the last one."),
                 ("single_flight_waits", "Keys another worker was generating, waited for."),
                 ("single_flight_abandoned", "Waits that ended without a result, generated here."),
+                ("single_flight_takeovers", "Locks taken over from a dead or restarted owner."),
                 ("bypasses", "Suggestions made without the cache because of Redis trouble."),
                 ("redis_errors", "Redis calls that failed or timed out."),
             ),
@@ -163,11 +164,8 @@ def _counters(prefix: str, stats: object, fields: tuple[tuple[str, str], ...]) -
         yield CounterMetricFamily(prefix + name, help_text, value=getattr(stats, name))
 
 
-def serve_metrics(host: str, port: int, collector: Collector) -> CollectorRegistry:
-    """Serve /metrics on a daemon thread (port 0: not served; the registry is still built)."""
+def metrics_registry(collector: Collector) -> CollectorRegistry:
+    """The registry /metrics exposes (consumer.health serves it)."""
     registry = CollectorRegistry()
     registry.register(collector)
-    if port:
-        start_http_server(port, addr=host, registry=registry)
-        log.info("metrics on http://%s:%d/metrics", host, port)
     return registry

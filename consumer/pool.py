@@ -211,6 +211,15 @@ class WorkerPool:
         """Wait until start() has finished."""
         await self._ready.wait()
 
+    def readiness(self) -> tuple[bool, str]:
+        """Whether the pool takes work now, and how many of its processes are ready (one
+        that died is being restarted meanwhile; the others serve)."""
+        ready = sum(slot.ready for slot in self._slots)
+        detail = f"{ready}/{len(self.devices)} generator processes ready"
+        if self._closing:
+            return False, f"closing; {detail}"
+        return self._ready.is_set() and ready > 0, detail
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()

@@ -54,17 +54,21 @@ def next_offsets(records: Records) -> dict[TopicPartition, OffsetAndMetadata]:
 
 
 class _FinishBeforeRevoke(ConsumerRebalanceListener):
-    """A rebalance waits for the batch in hand, which commits before it lets go."""
+    """A rebalance waits for the batch in hand, which commits before it lets go. Tracks
+    whether the source is a settled member of its group (for readiness)."""
 
     def __init__(self, lock: asyncio.Lock) -> None:
         self.lock = lock
+        self.settled = False  # joined, assignment received, no rebalance under way
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.settled = False
         async with self.lock:
             pass
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("assigned %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+        self.settled = True
 
 
 class BatchSource(mode.Service):
@@ -92,18 +96,39 @@ class BatchSource(mode.Service):
         self._lock = asyncio.Lock()
         self.kafka = kafka
         self._consumer: AIOKafkaConsumer | None = None
+        self._membership = _FinishBeforeRevoke(self._lock)
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
         assert self._consumer is not None, "BatchSource has not started"
         return self._consumer
 
-    async def on_start(self) -> None:
+    async def broker_answers(self) -> bool:
+        """A metadata round trip to the brokers (False before the consumer exists)."""
+        if self._consumer is None:
+            return False
+        await self._consumer.topics()
+        return True
+
+    @property
+    def membership(self) -> str | None:
+        """None while joining or rebalancing; else the partitions held (maybe none)."""
+        if self._consumer is None or not self._membership.settled:
+            return None
+        held = sorted(f"{tp.topic}:{tp.partition}" for tp in self._consumer.assignment())
+        return ", ".join(held) or "none (the group has more members than partitions)"
+
+    async def join(self) -> None:
+        """Start the consumer and subscribe: the group join then runs in the background, so
+        a caller may load the model meanwhile. No record is handed over before start()."""
+        if self._consumer is not None:
+            return
         # aiokafka binds its client to the running loop, so it is made here, not in __init__.
         kafka = self.kafka
         self._consumer = AIOKafkaConsumer(
             **aiokafka_config(kafka),
             group_id=kafka.group_id,
+            group_instance_id=kafka.group_instance_id,
             client_id=f"{kafka.group_id}-worker",
             auto_offset_reset="earliest",
             enable_auto_commit=False,
@@ -114,7 +139,16 @@ class BatchSource(mode.Service):
             max_poll_records=self.take,
         )
         await self.consumer.start()
-        self.consumer.subscribe([self.topic], listener=_FinishBeforeRevoke(self._lock))
+        self.consumer.subscribe([self.topic], listener=self._membership)
+
+    async def leave(self) -> None:
+        """Stop the consumer without having started the service (the model failed to load)."""
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def on_start(self) -> None:
+        await self.join()
 
     async def on_stop(self) -> None:
         # The loop finishes (and commits) the batch in hand before the consumer leaves.

@@ -12,8 +12,9 @@ import mode
 from consumer.adapters import AdapterRouter, AdapterStats, ControlListener
 from consumer.app import Copywriter, create_app
 from consumer.cache import CacheStats, CopyCache, RedisGuard, connect
+from consumer.health import Check, HealthServer, Status
 from consumer.kafka import ensure_topics
-from consumer.metrics import FlowStats, StatsCollector, serve_metrics
+from consumer.metrics import FlowStats, StatsCollector, metrics_registry
 from consumer.pipeline import Pipeline
 from consumer.pool import WorkerPool
 from consumer.sink import ProducerService
@@ -41,15 +42,47 @@ def build_cache(settings: Settings) -> CopyCache | None:
     if not (cache.enabled or cache.skip_unchanged):
         return None
     guard = RedisGuard(settings.redis.retry_after_s, CacheStats())
-    return CopyCache(connect(settings.redis), cache, guard)
+    return CopyCache(connect(settings.redis), cache, guard, settings.kafka.group_instance_id)
+
+
+def worker_checks(source: BatchSource, pool: WorkerPool, cache: CopyCache | None) -> list[Check]:
+    """/readyz: ready once the worker can take and commit a batch: the broker answers, the
+    group is joined (partitions held, or none left for it), the generator pool is up. Redis is
+    reported, not required: without it the worker generates everything."""
+
+    async def broker() -> Status:
+        # A metadata round trip, bounded by the check's timeout.
+        answers = await source.broker_answers()
+        return Status(True, "answers") if answers else Status(False, "not connected yet")
+
+    async def partitions() -> Status:
+        held = source.membership
+        return Status(False, "joining the group") if held is None else Status(True, held)
+
+    async def generators() -> Status:
+        return Status(*pool.readiness())
+
+    async def redis() -> Status:
+        if cache is None:
+            return Status(True, "not used (cache and skip turned off)")
+        if await cache.guard.run(cache.client.ping):
+            return Status(True, "answers")
+        return Status(False, f"unavailable; retried every {cache.guard.retry_after_s:g}s")
+
+    return [
+        Check("broker", broker),
+        Check("partitions", partitions),
+        Check("generator_pool", generators),
+        Check("redis", redis, gating=False),
+    ]
 
 
 def run_worker(settings: Settings, pipeline: Pipeline, pool: WorkerPool) -> None:
     """Raises BrokerUnavailable, PoolError or SettingsError before consuming anything if
-    the broker, the model or the metrics port cannot be used."""
+    the broker, the model or the HTTP port cannot be used."""
     ensure_topics(settings.kafka, settings.topics)
-    # The pool starts on the loop faust will run on, before it: a model that cannot load
-    # stops the command with that reason instead of a crashed stream processor.
+    # Everything runs on the loop faust will run: the model loads before faust starts, so a
+    # model that cannot load stops the command with that reason, not a crashed processor.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     cache = build_cache(settings)
@@ -60,11 +93,6 @@ def run_worker(settings: Settings, pipeline: Pipeline, pool: WorkerPool) -> None
     collector = StatsCollector(
         flow, pool.stats, pool.capacity, cache.stats if cache else None, adapters
     )
-    try:
-        serve_metrics(settings.metrics.host, settings.metrics.port, collector)
-    except OSError as exc:
-        raise setting_error(("metrics", "port"), f"cannot serve metrics: {exc}") from None
-    loop.run_until_complete(pool.start())
     app = create_app(settings)
     router = AdapterRouter(pool, adapters)
     control = ControlListener(settings.kafka, settings.topics.control, router)
@@ -78,6 +106,21 @@ def run_worker(settings: Settings, pipeline: Pipeline, pool: WorkerPool) -> None
         take_within_s=settings.worker.take_within_s,
         on_crash=app.crash,
     )
+    http = settings.metrics
+    health = HealthServer(
+        http.host, http.port, worker_checks(source, pool, cache), metrics_registry(collector)
+    )
+    if http.port:
+        try:
+            loop.run_until_complete(health.start())
+        except OSError as exc:
+            raise setting_error(("metrics", "port"), f"cannot serve HTTP: {exc}") from None
+    # The group join runs while the model loads: a restarted worker is back in seconds.
+    try:
+        loop.run_until_complete(asyncio.gather(source.join(), pool.start()))
+    except BaseException:
+        loop.run_until_complete(source.leave())
+        raise
     # They start in order (the adapters in use are loaded before the first product is read)
     # and stop in reverse: the source finishes its batch, then the pool, then the producer.
     app.services += [sink, PoolService(pool), control, source]

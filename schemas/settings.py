@@ -29,6 +29,13 @@ class KafkaSettings(_Section):
         default="localhost:9092", description="Comma-separated host:port list of brokers."
     )
     group_id: str = Field(default="copyflow", min_length=1, description="Consumer group id.")
+    group_instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Static membership (Kafka group.instance.id): a name unique to this "
+        "worker and stable across its restarts. A restarted worker then gets its partitions "
+        "back without a rebalance and takes over its own single-flight locks at once.",
+    )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     sasl_username: str | None = None
@@ -87,7 +94,16 @@ class CacheSettings(_Section):
         default=90 * 86_400, ge=1, description="How long a product's last suggestion id is kept."
     )
     lock_ttl_s: float = Field(
-        default=120.0, gt=0, description="Single-flight lock expiry: no lock outlives it."
+        default=10.0,
+        gt=0,
+        description="Single-flight lock expiry, renewed while its owner generates: a lock "
+        "outlives its owner by at most this.",
+    )
+    owner_ttl_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="A lock owner's liveness mark expiry, renewed while it generates: a "
+        "waiter takes over the locks of an owner whose mark is gone.",
     )
     wait_s: float = Field(
         default=120.0, ge=0, description="Longest wait for another worker's generation."

@@ -21,7 +21,7 @@ from copyflow.embedded import (
     TANSU_GROUP_ENV,
     EmbeddedBroker,
 )
-from tests.harness import RedisServer, WorkerProcess
+from tests.harness import RedisServer, WorkerProcess, make_tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -93,30 +93,9 @@ def own_redis() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Iterator[Path]:
     """A random 2-layer Llama with the SmolLM2 tokenizer: real transformers code, fast."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from plugins.generators.smollm2 import save_tokenizer
-
     directory = Path(tempfile.mkdtemp(prefix="copyflow-tiny-"))
     try:
-        save_tokenizer(directory)
-        tokenizer = AutoTokenizer.from_pretrained(directory)
-        config = LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=1024,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.bos_token_id,
-        )
-        torch.manual_seed(0)
-        LlamaForCausalLM(config).save_pretrained(directory)
-        yield directory
+        yield make_tiny_model(directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

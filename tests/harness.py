@@ -21,6 +21,33 @@ from copyflow.embedded import free_port, stop_process, wait_for_port
 from schemas import Suggestion
 
 
+def make_tiny_model(directory: Path) -> Path:
+    """A random 2-layer Llama with the SmolLM2 tokenizer in directory: real transformers code,
+    fast."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from plugins.generators.smollm2 import save_tokenizer
+
+    save_tokenizer(directory)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    return directory
+
+
 class WorkerProcess:
     """A `copyflow worker` subprocess with its log in a file."""
 

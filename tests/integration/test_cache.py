@@ -67,12 +67,13 @@ def make_cache(
     url: str,
     prefix: str,
     clock: FakeClock | None = None,
+    member: str | None = None,
     **cache_settings: Any,
 ) -> CopyCache:
     redis_settings = RedisSettings(url=url, socket_timeout_s=0.3, connect_timeout_s=0.3)
     settings = CacheSettings(prefix=prefix, **cache_settings)
     guard = RedisGuard(5.0, CacheStats(), clock or FakeClock())
-    return CopyCache(connect(redis_settings), settings, guard)
+    return CopyCache(connect(redis_settings), settings, guard, member)
 
 
 @pytest.fixture
@@ -177,19 +178,62 @@ def test_single_flight_across_processes(redis_url: str, prefix: str) -> None:
     assert int(SyncRedis.from_url(redis_url).get(f"{prefix}:generations") or 0) == 1
 
 
-def test_a_dead_leader_holds_nobody_up_past_its_lock_expiry(redis_url: str, prefix: str) -> None:
+def test_a_waiter_takes_over_at_once_from_a_dead_owner(redis_url: str, prefix: str) -> None:
     async def scenario() -> None:
-        cache = make_cache(redis_url, prefix, lock_ttl_s=0.5, wait_s=30)
-        # A leader that took the lock and died: nothing but the lock, which expires.
+        cache = make_cache(redis_url, prefix, wait_s=30)
+        # A leader that took the lock and died: its lock lives on, its liveness mark does not.
         key = cache_key(prefix, job(1), MODEL)
-        await cache.client.set(f"{key}:lock", "dead-leader", px=500)
+        await cache.client.set(f"{key}:lock", "worker-9/dead-session", px=60_000)
         generate = CountingGenerator()
         started = asyncio.get_running_loop().time()
         [result] = await cache.resolve([job(1)], MODEL, generate)
         waited = asyncio.get_running_loop().time() - started
         assert isinstance(result.outcome, Reviewed) and not result.cache_hit
-        assert 0.3 < waited < 5
-        assert cache.stats.single_flight_abandoned == 1
+        assert waited < 1, "the waiter waited out the lock instead of taking it over"
+        assert cache.stats.single_flight_takeovers == 1
+        assert await cache.client.get(f"{key}:lock") is None  # released after generating
+
+    asyncio.run(scenario())
+
+
+def test_a_restarted_worker_takes_over_its_own_old_locks(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        key = cache_key(prefix, job(1), MODEL)
+        old = "worker-1/session-before-the-restart"
+        mark = f"{prefix}:owner:{old}"
+        # The old session's mark has not expired yet (it died a moment ago).
+        await make_cache(redis_url, prefix).client.set(mark, "1", px=60_000)
+        await make_cache(redis_url, prefix).client.set(f"{key}:lock", old, px=60_000)
+        other = make_cache(redis_url, prefix, wait_s=0.3, member="worker-2")
+        [waited] = await other.resolve([job(1)], MODEL, CountingGenerator())
+        assert other.stats.single_flight_takeovers == 0  # not its lock: it waited it out
+        assert other.stats.single_flight_abandoned == 1 and not waited.cache_hit
+        await other.client.delete(key)
+
+        restarted = make_cache(redis_url, prefix, wait_s=30, member="worker-1")
+        started = asyncio.get_running_loop().time()
+        await restarted.resolve([job(1)], MODEL, CountingGenerator())
+        assert asyncio.get_running_loop().time() - started < 1
+        assert restarted.stats.single_flight_takeovers == 1
+
+    asyncio.run(scenario())
+
+
+def test_an_owner_renews_its_lock_while_it_generates(redis_url: str, prefix: str) -> None:
+    """A generation lasting many lock expiries is still done once: the owner keeps its lock
+    and its liveness mark fresh, so the other worker waits for its result."""
+
+    async def scenario() -> None:
+        short = {"lock_ttl_s": 0.3, "owner_ttl_s": 0.3, "wait_s": 30}
+        leader = make_cache(redis_url, prefix, member="worker-1", **short)
+        waiter = make_cache(redis_url, prefix, member="worker-2", **short)
+        generate = CountingGenerator(delay_s=2.0)
+        first = asyncio.create_task(leader.resolve([job(1)], MODEL, generate))
+        await asyncio.sleep(0.2)
+        [second] = await waiter.resolve([job(1)], MODEL, generate)
+        await first
+        assert len(generate.generated) == 1
+        assert second.cache_hit and waiter.stats.single_flight_takeovers == 0
 
     asyncio.run(scenario())
 
@@ -198,7 +242,9 @@ def test_the_wait_for_another_worker_is_bounded(redis_url: str, prefix: str) -> 
     async def scenario() -> None:
         cache = make_cache(redis_url, prefix, lock_ttl_s=60, wait_s=0.5)
         key = cache_key(prefix, job(1), MODEL)
-        await cache.client.set(f"{key}:lock", "slow-leader", px=60_000)
+        # A live owner (its mark is fresh) that never delivers.
+        await cache.client.set(f"{prefix}:owner:slow/1", "1", px=60_000)
+        await cache.client.set(f"{key}:lock", "slow/1", px=60_000)
         started = asyncio.get_running_loop().time()
         [result] = await cache.resolve([job(1)], MODEL, CountingGenerator())
         assert asyncio.get_running_loop().time() - started < 3

@@ -49,3 +49,10 @@ def test_worker_reserves_a_gpu() -> None:
     worker = compose()["services"]["worker"]
     devices = worker["deploy"]["resources"]["reservations"]["devices"]  # type: ignore[index]
     assert devices[0]["capabilities"] == ["gpu"]
+
+
+def test_the_worker_is_healthy_only_when_ready() -> None:
+    worker = compose()["services"]["worker"]
+    test = worker["healthcheck"]["test"]  # type: ignore[index]
+    port = worker["environment"]["COPYFLOW_METRICS__PORT"]  # type: ignore[index]
+    assert f"127.0.0.1:{port}/readyz" in " ".join(test)

@@ -7,13 +7,13 @@ from collections import Counter
 from prometheus_client import generate_latest
 
 from consumer.cache import CacheStats
-from consumer.metrics import FlowStats, StatsCollector, serve_metrics
+from consumer.metrics import FlowStats, StatsCollector, metrics_registry
 from consumer.pool import PoolStats
 from tests.harness import parse_metrics
 
 
 def samples(collector: StatsCollector) -> dict[str, float]:
-    return parse_metrics(generate_latest(serve_metrics("127.0.0.1", 0, collector)).decode())
+    return parse_metrics(generate_latest(metrics_registry(collector)).decode())
 
 
 def test_pool_queue_depth_batch_sizes_and_restarts() -> None:
