@@ -53,22 +53,40 @@ def next_offsets(records: Records) -> dict[TopicPartition, OffsetAndMetadata]:
     return {key: OffsetAndMetadata(offset, "") for key, offset in offsets.items()}
 
 
-class _FinishBeforeRevoke(ConsumerRebalanceListener):
-    """A rebalance waits for the batch in hand, which commits before it lets go. Tracks
-    whether the source is a settled member of its group (for readiness)."""
+class GroupMembership(ConsumerRebalanceListener):
+    """Whether a consumer is a settled member of its group (for readiness): joined, its
+    assignment received, no rebalance under way."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self.lock = lock
-        self.settled = False  # joined, assignment received, no rebalance under way
+    def __init__(self) -> None:
+        self.settled = False
+        self.held: list[str] = []
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         self.settled = False
-        async with self.lock:
-            pass
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        log.info("assigned %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+        self.held = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)
+        log.info("assigned %s", self.held)
         self.settled = True
+
+    def describe(self) -> str | None:
+        """None while joining or rebalancing; else the partitions held (maybe none)."""
+        if not self.settled:
+            return None
+        return ", ".join(self.held) or "none (the group has more members than partitions)"
+
+
+class _FinishBeforeRevoke(GroupMembership):
+    """A rebalance waits for the batch in hand, which commits before it lets go."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        super().__init__()
+        self.lock = lock
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await super().on_partitions_revoked(revoked)
+        async with self.lock:
+            pass
 
 
 class BatchSource(mode.Service):
@@ -113,10 +131,7 @@ class BatchSource(mode.Service):
     @property
     def membership(self) -> str | None:
         """None while joining or rebalancing; else the partitions held (maybe none)."""
-        if self._consumer is None or not self._membership.settled:
-            return None
-        held = sorted(f"{tp.topic}:{tp.partition}" for tp in self._consumer.assignment())
-        return ", ".join(held) or "none (the group has more members than partitions)"
+        return self._membership.describe()
 
     async def join(self) -> None:
         """Start the consumer and subscribe: the group join then runs in the background, so

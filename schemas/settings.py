@@ -236,6 +236,12 @@ class TrainerSettings(_Section):
         min_length=1,
         description="Consumer group of `copyflow trainer` (reads suggestions and feedback).",
     )
+    http_port: int = Field(
+        default=9465,
+        ge=0,
+        le=65535,
+        description="`copyflow trainer`'s /healthz and /readyz (on metrics.host); 0 turns it off.",
+    )
     retrain_after: int = Field(
         default=200,
         ge=1,

@@ -132,6 +132,7 @@ def worker_env(
         "COPYFLOW_KAFKA__BOOTSTRAP": kafka_bootstrap,
         "COPYFLOW_REDIS__URL": redis_url,
         "COPYFLOW_METRICS__PORT": "0",
+        "COPYFLOW_TRAINER__HTTP_PORT": "0",
         "COPYFLOW_MODEL__NAME": str(tiny_model_dir),
         "COPYFLOW_MODEL__MAX_NEW_TOKENS": "16",
         # These tests count one suggestion per event; the skip of unimproved copy has its own.

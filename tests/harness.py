@@ -49,13 +49,13 @@ def make_tiny_model(directory: Path) -> Path:
 
 
 class WorkerProcess:
-    """A `copyflow worker` subprocess with its log in a file."""
+    """A `copyflow worker` (or another long-running command) subprocess, its log in a file."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, command: str = "worker") -> None:
         self.log = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "copyflow", "worker"],
+                [sys.executable, "-m", "copyflow", command],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -21,13 +21,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from consumer.health import Check, HealthServer, Status
 from consumer.kafka import ensure_topics
 from consumer.sink import new_producer
-from consumer.source import aiokafka_config, next_offsets
+from consumer.source import GroupMembership, aiokafka_config, next_offsets
 from plugins.generators.hf import TransformersSpec
 from plugins.review import CopyReviewer
 from schemas import AdapterReleased, LayoutsReleased, Settings
-from schemas.settings import KafkaSettings, TrainerSettings
+from schemas.settings import KafkaSettings, TrainerSettings, setting_error
 from trainer.bootstrap import bootstrap_examples
 from trainer.examples import GLOBAL, ExampleStore, folder_name
 from trainer.feedback import FeedbackIngestor, Ingested, SuggestionIndex
@@ -126,20 +127,31 @@ class Trainer:
         self._unannounced: set[str | None] = set()
         self.ledger = LayoutLedger(trainer.registry_dir)
         self._layouts_due: set[str | None] = set()  # scopes with new examples since learned
+        self.training: str | None = None  # the scope being trained now
 
     async def run(self) -> None:
         kafka, topics = self.settings.kafka, self.settings.topics
         await asyncio.to_thread(ensure_topics, kafka, topics)
         consumer = AIOKafkaConsumer(
-            topics.suggestions,
-            topics.feedback,
             **aiokafka_config(kafka),
             group_id=self.settings.trainer.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
         producer = new_producer(kafka, client_id="copyflow-announce")
+        membership = GroupMembership()
+        health = HealthServer(
+            self.settings.metrics.host,
+            self.settings.trainer.http_port,
+            self._checks(consumer, membership),
+        )
+        if self.settings.trainer.http_port:
+            try:
+                await health.start()
+            except OSError as exc:
+                raise setting_error(("trainer", "http_port"), f"cannot serve HTTP: {exc}") from None
         await consumer.start()
+        consumer.subscribe([topics.suggestions, topics.feedback], listener=membership)
         await producer.start()
         training: asyncio.Task[Trained] | None = None
         scope: str | None = None
@@ -165,6 +177,7 @@ class Trainer:
                 if training is not None and training.done():
                     await self._finished(scope, counted, training)
                     training = None
+                    self.training = None
                     check_at = 0.0
                 if training is None and time.monotonic() >= check_at:
                     check_at = time.monotonic() + 30
@@ -176,15 +189,44 @@ class Trainer:
                             "training %s on %d examples", scope or "the global adapter", counted
                         )
                         training = asyncio.ensure_future(asyncio.to_thread(self.train, scope))
+                        self.training = scope or "the global adapter"
             if training is not None:
                 log.info("stopping once the training of %s has finished", scope or "global")
                 await asyncio.wait([training])
                 await self._finished(scope, counted, training)
             await self._announce_pending(producer)
         finally:
+            await health.stop()
             await consumer.stop()
             await producer.stop()
             self.index.close()
+
+    def _checks(self, consumer: AIOKafkaConsumer, membership: GroupMembership) -> list[Check]:
+        """/readyz: ready while the broker answers and the feedback group is joined; what it
+        trains and what it has yet to announce are reported."""
+
+        async def broker() -> Status:
+            await consumer.topics()  # a metadata round trip, bounded by the check's timeout
+            return Status(True, "answers")
+
+        async def partitions() -> Status:
+            held = membership.describe()
+            return Status(False, "joining the group") if held is None else Status(True, held)
+
+        async def training() -> Status:
+            return Status(True, f"training {self.training}" if self.training else "idle")
+
+        async def announcements() -> Status:
+            pending = sorted(scope or "global" for scope in self._unannounced)
+            detail = f"not yet announced: {', '.join(pending)}" if pending else "none pending"
+            return Status(not pending, detail)
+
+        return [
+            Check("broker", broker),
+            Check("partitions", partitions),
+            Check("training", training, gating=False),
+            Check("announcements", announcements, gating=False),
+        ]
 
     async def _ingest(self, records: list[Any], producer: AIOKafkaProducer) -> Ingested:
         """Store the batch's examples, then dead-letter unusable feedback; the caller commits

@@ -109,6 +109,7 @@ class Cluster:
             "COPYFLOW_TOPICS__PARTITIONS": str(PARTITIONS),
             "COPYFLOW_CACHE__PREFIX": self.group,
             "COPYFLOW_METRICS__PORT": "0",
+            "COPYFLOW_TRAINER__HTTP_PORT": "0",
             "COPYFLOW_MODEL__NAME": str(self.directory / "model"),
             "COPYFLOW_MODEL__MAX_NEW_TOKENS": "16",
             "COPYFLOW_CHECKS__SKIP_UNIMPROVED": "false",

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,7 @@ def get(port: int, path: str) -> tuple[int, dict[str, object] | str]:
 def wait_for_status(
     port: int, wanted: int, worker: WorkerProcess, timeout_s: float
 ) -> dict[str, object]:
+    """Poll /readyz until it answers wanted; the worker (or trainer) must stay up."""
     deadline = time.monotonic() + timeout_s
     last: tuple[int, object] = (0, "")
     while time.monotonic() < deadline:
@@ -69,3 +71,27 @@ def test_readyz_turns_not_ready_while_the_broker_is_stopped_and_back(
             os.kill(broker.pid, signal.SIGCONT)
         wait_for_status(port, 200, worker, timeout_s=120)
         assert "copyflow_pool_capacity" in str(get(port, "/metrics")[1])
+
+
+def test_the_trainer_is_ready_once_its_feedback_group_is_joined(
+    worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        **worker_env,
+        "COPYFLOW_TRAINER__STORE_DIR": str(tmp_path / "examples"),
+        "COPYFLOW_TRAINER__REGISTRY_DIR": str(tmp_path / "adapters"),
+        "COPYFLOW_TRAINER__GROUP_ID": f"{worker_env['COPYFLOW_KAFKA__GROUP_ID']}-trainer",
+        "COPYFLOW_TRAINER__HTTP_PORT": str(port),
+    }
+    trainer = WorkerProcess(env, tmp_path / "trainer.log", command="trainer")
+    try:
+        ready = wait_for_status(port, 200, trainer, timeout_s=120)
+        checks = ready["checks"]
+        assert isinstance(checks, dict)
+        assert checks["partitions"]["ok"] and checks["training"]["detail"] == "idle"
+        assert get(port, "/healthz") == (200, "ok\n")
+        trainer.process.send_signal(signal.SIGTERM)
+        assert trainer.process.wait(60) == 0, trainer.log_tail()
+    finally:
+        trainer.stop()

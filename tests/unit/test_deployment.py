@@ -51,8 +51,10 @@ def test_worker_reserves_a_gpu() -> None:
     assert devices[0]["capabilities"] == ["gpu"]
 
 
-def test_the_worker_is_healthy_only_when_ready() -> None:
-    worker = compose()["services"]["worker"]
-    test = worker["healthcheck"]["test"]  # type: ignore[index]
-    port = worker["environment"]["COPYFLOW_METRICS__PORT"]  # type: ignore[index]
-    assert f"127.0.0.1:{port}/readyz" in " ".join(test)
+def test_worker_and_trainer_are_healthy_only_when_ready() -> None:
+    services = compose()["services"]
+    worker_port = services["worker"]["environment"]["COPYFLOW_METRICS__PORT"]  # type: ignore[index]
+    trainer_port = load_settings().trainer.http_port
+    for name, port in (("worker", worker_port), ("trainer", trainer_port)):
+        test = services[name]["healthcheck"]["test"]  # type: ignore[index]
+        assert f"127.0.0.1:{port}/readyz" in " ".join(test), name
