@@ -100,7 +100,7 @@ def test_auto_takes_bfloat16_on_a_cpu_only_where_it_measured_clearly_faster(
     monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, speedup: float, chosen: str
 ) -> None:
     """auto is settled once, where the spec is built: the generator, every worker process
-    and the cache key (the spec's decoding) then name the same dtype."""
+    and the copy's identity (ModelInfo.decoding) then name the same dtype."""
     import torch
 
     from copyflow.wiring import build_spec
@@ -112,8 +112,10 @@ def test_auto_takes_bfloat16_on_a_cpu_only_where_it_measured_clearly_faster(
         {"model": {"name": str(tiny_model_dir)}, "pool": {"devices": "cpu"}}
     )
     spec = build_spec(settings)
-    assert spec.dtype == chosen and f"dtype={chosen}" in spec.decoding
-    assert spec.build("cpu").dtype == getattr(torch, chosen)
+    assert spec.dtype == chosen
+    generator = spec.build("cpu")
+    assert generator.dtype == getattr(torch, chosen)
+    assert f"dtype={chosen};" in (generator.model_info.decoding or "")
     pinned = Settings.model_validate(
         {"model": {"name": str(tiny_model_dir), "dtype": "float32"}, "pool": {"devices": "cpu"}}
     )
