@@ -27,15 +27,15 @@ from typing import Any
 
 from bench.common import SHARED_DATA, report
 from copyflow.evaluation.data import Item, load_items
-from plugins.candidates import compose_title
-from plugins.channels import get_channel
-from plugins.generators.hf import TransformersGenerator
-from plugins.review import CopyReviewer
-from plugins.similarity import rouge_l
-from schemas import load_settings
-from trainer.bootstrap import bootstrap_examples
-from trainer.gate import answers
-from trainer.lora import train_lora
+from copyflow.plugins.candidates import compose_title
+from copyflow.plugins.channels import get_channel
+from copyflow.plugins.generators.hf import TransformersGenerator
+from copyflow.plugins.review import CopyReviewer
+from copyflow.plugins.similarity import rouge_l
+from copyflow.schemas import load_settings
+from copyflow.trainer.bootstrap import bootstrap_examples
+from copyflow.trainer.gate import answers
+from copyflow.trainer.lora import train_lora
 
 # The judge's faults on published titles and descriptions, as `copyflow eval` heads its table.
 _FAULTS = ("title:type_kept", "title:new_words", "title:numbers_kept", "description:complete")
@@ -47,7 +47,7 @@ def score(
     reviewer: CopyReviewer,
     adapter: str | None,
 ) -> dict[str, float]:
-    from trainer.examples import Example
+    from copyflow.trainer.examples import Example
 
     held = [
         Example(example_id=i.product.product_id, tenant="bench", channel="default",

@@ -31,11 +31,11 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import SHARED_DATA, report
-from consumer.kafka import ensure_topics
 from copyflow.embedded import TANSU_GROUP_ENV, EmbeddedBroker, stop_process
 from copyflow.evaluation.data import Item, load_items
-from plugins.similarity import rouge_l
-from schemas import ProductEvent, Suggestion, load_settings
+from copyflow.plugins.similarity import rouge_l
+from copyflow.plugins.transport.topics import ensure_topics
+from copyflow.schemas import ProductEvent, Suggestion, load_settings
 
 TENANT = "cold-start"
 

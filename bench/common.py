@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from schemas import Product
+from copyflow.schemas import Product
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("COPYFLOW_BENCH_DATA", REPO.parent / "shared" / "data"))

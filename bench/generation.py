@@ -32,11 +32,11 @@ import torch
 from transformers import pipeline
 
 from bench.common import myntra_products, peak_rss_mb, report
-from consumer.pool import WorkerPool, resolve_devices
-from plugins.generators import GenerationRequest, GenerationResult
-from plugins.generators.hf import TransformersSpec
-from plugins.generators.smollm2 import prepare_default_model
-from schemas import Settings
+from copyflow.consumer.pool import WorkerPool, resolve_devices
+from copyflow.plugins.generators import GenerationRequest, GenerationResult
+from copyflow.plugins.generators.hf import TransformersSpec
+from copyflow.plugins.generators.smollm2 import prepare_default_model
+from copyflow.schemas import Settings
 
 
 def run_naive(
@@ -86,8 +86,8 @@ def train_bench_adapter(location: str, prompt: str, examples: int, folder: Path)
     """A house-style adapter trained with prompt on bench.style's simulated edits (1 epoch);
     returns the seconds it took."""
     from bench.style import house_examples
-    from schemas import load_settings
-    from trainer.lora import train_lora
+    from copyflow.schemas import load_settings
+    from copyflow.trainer.lora import train_lora
 
     settings = load_settings().trainer.model_copy(update={"epochs": 1})
     trained = train_lora(location, prompt, house_examples(examples), [], settings, folder)

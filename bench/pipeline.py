@@ -41,8 +41,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import REPO, myntra_products, peak_rss_mb, report
 from copyflow.embedded import TANSU_GROUP_ENV, EmbeddedBroker, stop_process
-from schemas import Product
-from schemas.settings import WorkerSettings
+from copyflow.schemas import Product
+from copyflow.schemas.settings import WorkerSettings
 
 PARTITIONS = 4
 
@@ -221,11 +221,11 @@ def _create_topics(bootstrap: str, topics: list[str]) -> None:
 def warm_cache(env: dict[str, str], products: list[Product]) -> int:
     """Generate each distinct product's copy with the real model, through the cache code the
     worker uses, so the worker finds it there."""
-    from consumer.cache import Outcome
-    from consumer.pipeline import Job
-    from consumer.worker import build_cache
+    from copyflow.consumer.cache import Outcome
+    from copyflow.consumer.pipeline import Job
+    from copyflow.consumer.worker import build_cache
+    from copyflow.schemas import ProductEvent, load_settings
     from copyflow.wiring import build_generator, build_pipeline
-    from schemas import ProductEvent, load_settings
 
     # The worker's settings, for this process only: (c), spawned later, must not inherit them.
     saved = dict(os.environ)

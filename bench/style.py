@@ -22,11 +22,11 @@ from typing import Any
 
 from bench.common import SHARED_DATA, report
 from copyflow.evaluation.data import messy
-from plugins.review import CopyReviewer
-from schemas import Product, load_settings
-from trainer.examples import Example
-from trainer.gate import decide, evaluate
-from trainer.lora import train_lora
+from copyflow.plugins.review import CopyReviewer
+from copyflow.schemas import Product, load_settings
+from copyflow.trainer.examples import Example
+from copyflow.trainer.gate import decide, evaluate
+from copyflow.trainer.lora import train_lora
 
 
 def house_examples(count: int, data_dir: Path = SHARED_DATA) -> list[Example]:

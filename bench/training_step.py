@@ -27,8 +27,8 @@ import torch
 
 from bench.common import report
 from bench.style import house_examples
-from plugins.generators.smollm2 import prepare_default_model
-from schemas import Settings
+from copyflow.plugins.generators.smollm2 import prepare_default_model
+from copyflow.schemas import Settings
 
 VARIANTS = ("full", "copyflow")
 
@@ -38,7 +38,7 @@ def _child(variant: str, steps: int, batch_size: int) -> dict[str, float]:
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.lora import _batches, _Encoder, answer_loss, lora_config
+    from copyflow.trainer.lora import _batches, _Encoder, answer_loss, lora_config
 
     settings = Settings()
     location = str(prepare_default_model(settings.model.cache_dir))

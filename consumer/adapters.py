@@ -21,13 +21,13 @@ import mode
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import TypeAdapter, ValidationError
 
-from consumer.pipeline import Route
-from consumer.pool import AdapterLoadError, WorkerPool
-from consumer.source import aiokafka_config
-from plugins.generators.prompts import PROMPTS
-from plugins.layouts import TitleLayouts
-from schemas import AdapterReleased, LayoutsReleased
-from schemas.settings import KafkaSettings
+from copyflow.consumer.pipeline import Route
+from copyflow.consumer.pool import AdapterLoadError, WorkerPool
+from copyflow.plugins.generators.prompts import PROMPTS
+from copyflow.plugins.layouts import TitleLayouts
+from copyflow.plugins.transport.connection import client_options
+from copyflow.schemas import AdapterReleased, LayoutsReleased
+from copyflow.schemas.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class ControlListener(mode.Service):
 
     async def on_start(self) -> None:
         consumer = AIOKafkaConsumer(
-            **aiokafka_config(self.kafka), group_id=None, enable_auto_commit=False
+            **client_options(self.kafka), group_id=None, enable_auto_commit=False
         )
         await consumer.start()
         self._consumer = consumer

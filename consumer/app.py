@@ -13,22 +13,22 @@ import faust
 import mode
 from faust.app.base import BootStrategy
 
-from consumer.adapters import AdapterRouter
-from consumer.cache import CopyCache, Outcome, Resolved
-from consumer.dead_letters import DeadLetter
-from consumer.metrics import FlowStats
-from consumer.pipeline import Job, Pipeline, jobs_for
-from consumer.pool import WorkerPool
-from consumer.sink import Outgoing, Sink
-from consumer.source import Record, Records
-from schemas import ModelInfo, Settings, Suggestion
+from copyflow.consumer.adapters import AdapterRouter
+from copyflow.consumer.cache import CopyCache, Outcome, Resolved
+from copyflow.consumer.metrics import FlowStats
+from copyflow.consumer.pipeline import Job, Pipeline, jobs_for
+from copyflow.consumer.pool import WorkerPool
+from copyflow.plugins.transport.dead_letters import DeadLetter
+from copyflow.plugins.transport.sink import Outgoing, Sink
+from copyflow.plugins.transport.source import Record, Records
+from copyflow.schemas import ModelInfo, Settings, Suggestion
 
 log = logging.getLogger(__name__)
 
 
 class _ServicesOnly(BootStrategy):
     # No faust consumer: it would join the worker's group beside BatchSource's. No faust
-    # producer: the worker publishes whole record batches with its own (consumer.sink).
+    # producer: the worker publishes whole record batches with its own (plugins.transport.sink).
     enable_kafka_producer = False
 
 
@@ -54,7 +54,7 @@ def create_app(settings: Settings) -> CopyflowApp:
         settings.kafka.group_id,
         store="memory://",
         autodiscover=False,
-        web_enabled=False,  # the worker's HTTP port is consumer.health's
+        web_enabled=False,  # the worker's HTTP port is plugins.transport.health's
         datadir=str(settings.worker.data_dir.expanduser()),
     )
 

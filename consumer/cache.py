@@ -33,11 +33,11 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from consumer.dead_letters import DeadLetter
-from consumer.pipeline import Job
-from plugins.review import Reviewed
-from schemas import CheckResult, ModelInfo
-from schemas.settings import CacheSettings, RedisSettings
+from copyflow.consumer.pipeline import Job
+from copyflow.plugins.review import Reviewed
+from copyflow.plugins.transport.dead_letters import DeadLetter
+from copyflow.schemas import CheckResult, ModelInfo
+from copyflow.schemas.settings import CacheSettings, RedisSettings
 
 log = logging.getLogger(__name__)
 

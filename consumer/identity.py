@@ -14,8 +14,8 @@ import uuid
 from dataclasses import asdict
 from functools import lru_cache
 
-from plugins.channels import get_channel
-from schemas import ModelInfo
+from copyflow.plugins.channels import get_channel
+from copyflow.schemas import ModelInfo
 
 # Fixed forever: suggestion ids must stay stable across releases and machines.
 SUGGESTION_NAMESPACE = uuid.UUID("6f1d2c4e-8b1a-5e0f-9c3d-2a7b4e5f6a10")

@@ -20,9 +20,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from consumer.adapters import AdapterStats
-from consumer.cache import CacheStats
-from consumer.pool import PoolStats
+from copyflow.consumer.adapters import AdapterStats
+from copyflow.consumer.cache import CacheStats
+from copyflow.consumer.pool import PoolStats
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def _counters(prefix: str, stats: object, fields: tuple[tuple[str, str], ...]) -
 
 
 def metrics_registry(collector: Collector) -> CollectorRegistry:
-    """The registry /metrics exposes (consumer.health serves it)."""
+    """The registry /metrics exposes (plugins.transport.health serves it)."""
     registry = CollectorRegistry()
     registry.register(collector)
     return registry

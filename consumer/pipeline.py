@@ -15,14 +15,14 @@ from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from typing import NamedTuple
 
-from consumer import identity
-from consumer.dead_letters import DeadLetter
-from plugins.catalog import CatalogAdapter, InvalidEvent
-from plugins.channels import UnknownChannel, get_channel
-from plugins.generators import GenerationRequest, GenerationResult, Generator
-from plugins.layouts import TitleLayouts
-from plugins.review import CopyReviewer, Reviewed
-from schemas import ModelInfo, ProductEvent, Suggestion, TitleSlot
+from copyflow.consumer import identity
+from copyflow.plugins.catalog import CatalogAdapter, InvalidEvent
+from copyflow.plugins.channels import UnknownChannel, get_channel
+from copyflow.plugins.generators import GenerationRequest, GenerationResult, Generator
+from copyflow.plugins.layouts import TitleLayouts
+from copyflow.plugins.review import CopyReviewer, Reviewed
+from copyflow.plugins.transport.dead_letters import DeadLetter
+from copyflow.schemas import ModelInfo, ProductEvent, Suggestion, TitleSlot
 
 log = logging.getLogger(__name__)
 

@@ -29,14 +29,14 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
-from consumer.dead_letters import DeadLetter
-from consumer.pipeline import generate_splitting
-from plugins.generators import GenerationRequest, GenerationResult
-from plugins.generators.prompts import render_product
-from schemas import ModelInfo
+from copyflow.consumer.pipeline import generate_splitting
+from copyflow.plugins.generators import GenerationRequest, GenerationResult
+from copyflow.plugins.generators.prompts import render_product
+from copyflow.plugins.transport.dead_letters import DeadLetter
+from copyflow.schemas import ModelInfo
 
 if TYPE_CHECKING:  # torch is imported only where generation runs
-    from plugins.generators.hf import TransformersSpec
+    from copyflow.plugins.generators.hf import TransformersSpec
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from consumer.runs import Checkpoint
-from consumer.source import Record, Records, aiokafka_config, next_offsets
-from schemas.settings import KafkaSettings
+from copyflow.consumer.runs import Checkpoint
+from copyflow.plugins.transport.connection import client_options
+from copyflow.plugins.transport.source import Record, Records, next_offsets
+from copyflow.schemas.settings import KafkaSettings
 
 
 class ReplayError(ValueError):
@@ -77,7 +78,7 @@ class TopicWindow:
         self.topic = topic
         self.take = take
         self.consumer = AIOKafkaConsumer(
-            **aiokafka_config(kafka),
+            **client_options(kafka),
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="none",

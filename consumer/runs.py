@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from consumer.app import BatchReport, Copywriter
-from consumer.source import Records
+from copyflow.consumer.app import BatchReport, Copywriter
+from copyflow.plugins.transport.source import Records
 
 Checkpoint = Callable[[], Awaitable[None]]
 

@@ -9,18 +9,18 @@ import logging
 import faust
 import mode
 
-from consumer.adapters import AdapterRouter, AdapterStats, ControlListener
-from consumer.app import Copywriter, create_app
-from consumer.cache import CacheStats, CopyCache, RedisGuard, connect
-from consumer.health import Check, HealthServer, Status
-from consumer.kafka import ensure_topics
-from consumer.metrics import FlowStats, StatsCollector, metrics_registry
-from consumer.pipeline import Pipeline
-from consumer.pool import WorkerPool
-from consumer.sink import ProducerService
-from consumer.source import BatchSource
-from schemas import Settings
-from schemas.settings import setting_error
+from copyflow.consumer.adapters import AdapterRouter, AdapterStats, ControlListener
+from copyflow.consumer.app import Copywriter, create_app
+from copyflow.consumer.cache import CacheStats, CopyCache, RedisGuard, connect
+from copyflow.consumer.metrics import FlowStats, StatsCollector, metrics_registry
+from copyflow.consumer.pipeline import Pipeline
+from copyflow.consumer.pool import WorkerPool
+from copyflow.plugins.transport.health import Check, HealthServer, Status
+from copyflow.plugins.transport.sink import ProducerService
+from copyflow.plugins.transport.source import BatchSource
+from copyflow.plugins.transport.topics import ensure_topics
+from copyflow.schemas import Settings
+from copyflow.schemas.settings import setting_error
 
 log = logging.getLogger(__name__)
 

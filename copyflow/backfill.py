@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from copyflow.evaluation.data import DataError, item_from_row
-from schemas import Product, ProductEvent
+from copyflow.schemas import Product, ProductEvent
 
 
 @dataclass(frozen=True)

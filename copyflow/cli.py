@@ -9,19 +9,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from consumer.kafka import BrokerUnavailable
-from consumer.pool import PoolError
-from plugins.generators.smollm2 import ModelNotPrepared
-from schemas import Product, Settings, SettingsError, load_settings
+from copyflow.consumer.pool import PoolError
+from copyflow.plugins.generators.smollm2 import ModelNotPrepared
+from copyflow.plugins.transport.topics import BrokerUnavailable
+from copyflow.schemas import Product, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    from trainer.bootstrap import Bootstrap
+    from copyflow.trainer.bootstrap import Bootstrap
 
 log = logging.getLogger("copyflow")
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from consumer.worker import run_worker
+    from copyflow.consumer.worker import run_worker
     from copyflow.wiring import build_pipeline, build_pool
 
     run_worker(settings, build_pipeline(settings), build_pool(settings))
@@ -60,7 +60,7 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from copyflow.evaluation.data import DataError, load_items
     from copyflow.evaluation.report import headline_table, sources_table, write_report
     from copyflow.evaluation.run import evaluate
-    from plugins.channels import UnknownChannel, get_channel
+    from copyflow.plugins.channels import UnknownChannel, get_channel
 
     try:
         get_channel(args.channel)
@@ -83,7 +83,7 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.learn_layouts is not None:
         from itertools import islice
 
-        from plugins.layouts import learn_layouts
+        from copyflow.plugins.layouts import learn_layouts
 
         if not args.learn_layouts.is_file():
             print(f"copyflow eval: {args.learn_layouts}: no such file", file=sys.stderr)
@@ -158,7 +158,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_model_prepare(args: argparse.Namespace, settings: Settings) -> int:
-    from plugins.generators.smollm2 import prepare_default_model
+    from copyflow.plugins.generators.smollm2 import prepare_default_model
 
     path = prepare_default_model(settings.model.cache_dir, force=args.force)
     print(path)
@@ -166,9 +166,9 @@ def _cmd_model_prepare(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from copyflow.trainer.examples import GLOBAL, Example, ExampleStore
+    from copyflow.trainer.run import NotEnoughExamples, train_once
     from copyflow.wiring import build_pipeline, build_trainer_spec
-    from trainer.examples import GLOBAL, Example, ExampleStore
-    from trainer.run import NotEnoughExamples, train_once
 
     notes: dict[str, Any] = {}
     if args.examples is not None:
@@ -217,8 +217,8 @@ def _bootstrap(path: Path, scope_name: str, limit: int | None) -> Bootstrap | No
 
     from copyflow.backfill import read_catalog
     from copyflow.evaluation.data import DataError
-    from schemas import ProductEvent
-    from trainer.bootstrap import bootstrap_examples
+    from copyflow.schemas import ProductEvent
+    from copyflow.trainer.bootstrap import bootstrap_examples
 
     if not path.is_file():
         print(f"copyflow train: {path}: no such file", file=sys.stderr)
@@ -242,8 +242,8 @@ def _cmd_trainer(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
     import signal
 
+    from copyflow.trainer.service import Trainer
     from copyflow.wiring import build_pipeline, build_trainer_spec
-    from trainer.service import Trainer
 
     async def run() -> None:
         spec = build_trainer_spec(settings)
@@ -263,8 +263,8 @@ def _announce(settings: Settings, tenant: str | None) -> int:
 
     from aiokafka.errors import KafkaError
 
-    from trainer.registry import Registry
-    from trainer.service import announce
+    from copyflow.trainer.registry import Registry
+    from copyflow.trainer.service import announce
 
     event = Registry(settings.trainer.registry_dir).announcement(tenant)
     if event is None:
@@ -289,9 +289,9 @@ def _cmd_layouts(args: argparse.Namespace, settings: Settings) -> int:
 
     from aiokafka.errors import KafkaError
 
-    from trainer.examples import ExampleStore
-    from trainer.layouts import LayoutLedger, describe, learn
-    from trainer.service import announce
+    from copyflow.trainer.examples import ExampleStore
+    from copyflow.trainer.layouts import LayoutLedger, describe, learn
+    from copyflow.trainer.service import announce
 
     store = ExampleStore(settings.trainer.store_dir)
     event, report = learn(store, args.tenant, settings.trainer.layout_min_titles)
@@ -317,7 +317,7 @@ def _cmd_layouts(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_adapters(args: argparse.Namespace, settings: Settings) -> int:
-    from trainer.registry import Registry, RegistryError
+    from copyflow.trainer.registry import Registry, RegistryError
 
     registry = Registry(settings.trainer.registry_dir)
     try:
@@ -362,7 +362,7 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
     from aiokafka.errors import KafkaError
 
-    from consumer.replay import Bound, ReplayError
+    from copyflow.consumer.replay import Bound, ReplayError
     from copyflow.operations import Request, replay
 
     try:
@@ -411,7 +411,7 @@ def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_schemas_export(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.export import export_json_schemas
+    from copyflow.schemas.export import export_json_schemas
 
     for path in export_json_schemas(args.directory):
         print(path)

@@ -19,13 +19,13 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from consumer import dead_letters
-from consumer.kafka import ensure_topics
-from consumer.pipeline import jobs_for
+from copyflow.consumer.pipeline import jobs_for
 from copyflow.embedded import TANSU_GROUP_ENV, EmbeddedBroker, stop_process
-from plugins.catalog import JsonCatalogAdapter
-from plugins.catalog.base import InvalidEvent
-from schemas import Settings, Suggestion
+from copyflow.plugins.catalog import JsonCatalogAdapter
+from copyflow.plugins.catalog.base import InvalidEvent
+from copyflow.plugins.transport import dead_letters
+from copyflow.plugins.transport.topics import ensure_topics
+from copyflow.schemas import Settings, Suggestion
 
 EXAMPLE_CATALOG = Path(__file__).resolve().parent.parent / "examples" / "catalog.jsonl"
 

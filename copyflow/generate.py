@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from consumer.dead_letters import DeadLetter
-from consumer.pipeline import Job, Pipeline, jobs_for
-from plugins.generators import Generator
-from schemas import ProductEvent, Suggestion
+from copyflow.consumer.pipeline import Job, Pipeline, jobs_for
+from copyflow.plugins.generators import Generator
+from copyflow.plugins.transport.dead_letters import DeadLetter
+from copyflow.schemas import ProductEvent, Suggestion
 
 
 @dataclass

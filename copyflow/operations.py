@@ -16,18 +16,18 @@ from pathlib import Path
 
 from aiokafka import ConsumerRecord
 
-from consumer.adapters import AdapterRouter, ControlListener
-from consumer.app import Copywriter, RunOptions
-from consumer.kafka import ensure_topics
-from consumer.metrics import FlowStats
-from consumer.replay import Bound, TopicWindow, count_window, run_id
-from consumer.runs import Checkpoint, Pacer, Summary, run_batches
-from consumer.sink import KafkaSink, new_producer
-from consumer.source import Records
-from consumer.worker import build_cache
 from copyflow.backfill import Line, file_digest, read_catalog
+from copyflow.consumer.adapters import AdapterRouter, ControlListener
+from copyflow.consumer.app import Copywriter, RunOptions
+from copyflow.consumer.metrics import FlowStats
+from copyflow.consumer.replay import Bound, TopicWindow, count_window, run_id
+from copyflow.consumer.runs import Checkpoint, Pacer, Summary, run_batches
+from copyflow.consumer.worker import build_cache
+from copyflow.plugins.transport.sink import KafkaSink, new_producer
+from copyflow.plugins.transport.source import Records
+from copyflow.plugins.transport.topics import ensure_topics
+from copyflow.schemas import Settings
 from copyflow.wiring import build_pipeline, build_pool
-from schemas import Settings
 
 log = logging.getLogger(__name__)
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from consumer.pipeline import Pipeline
-from consumer.pool import WorkerPool, resolve_devices
-from plugins.catalog import JsonCatalogAdapter
-from plugins.generators import get_prompt
-from plugins.generators.hf import TransformersGenerator, TransformersSpec, generation_dtype
-from plugins.generators.smollm2 import DEFAULT_MODEL, prepare_default_model
-from plugins.review import CopyReviewer
-from schemas import Settings, SettingsError
-from schemas.settings import setting_error
+from copyflow.consumer.pipeline import Pipeline
+from copyflow.consumer.pool import WorkerPool, resolve_devices
+from copyflow.plugins.catalog import JsonCatalogAdapter
+from copyflow.plugins.generators import get_prompt
+from copyflow.plugins.generators.hf import TransformersGenerator, TransformersSpec, generation_dtype
+from copyflow.plugins.generators.smollm2 import DEFAULT_MODEL, prepare_default_model
+from copyflow.plugins.review import CopyReviewer
+from copyflow.schemas import Settings, SettingsError
+from copyflow.schemas.settings import setting_error
 
 log = logging.getLogger(__name__)
 

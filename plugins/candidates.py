@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import get_args
 
-from plugins.fallback import split_injected
-from plugins.judge import mentions
-from plugins.lexicon import ACRONYMS, GENDER_PREFIX, GENDER_WORDS, SMALL_WORDS, UNITS
-from plugins.text import (
+from copyflow.plugins.fallback import split_injected
+from copyflow.plugins.judge import mentions
+from copyflow.plugins.lexicon import ACRONYMS, GENDER_PREFIX, GENDER_WORDS, SMALL_WORDS, UNITS
+from copyflow.plugins.text import (
     CJK,
     attribute,
     complete_sentences,
@@ -26,8 +26,8 @@ from plugins.text import (
     squash,
     words,
 )
-from plugins.validators import RUN_TOGETHER
-from schemas import Product, TitleSlot
+from copyflow.plugins.validators import RUN_TOGETHER
+from copyflow.schemas import Product, TitleSlot
 
 # How a unit is written after a number: the SI symbols' own case.
 _UNIT_CASE = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from plugins.lexicon import INJECTION
+from copyflow.plugins.lexicon import INJECTION
 
 
 def split_sentences(text: str) -> list[str]:

@@ -24,10 +24,10 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from plugins.channels import ChannelRules
-from plugins.channels.base import has_phrase
-from plugins.lexicon import GENDER_WORDS, PRODUCT_NOUNS
-from plugins.text import (
+from copyflow.plugins.channels import ChannelRules
+from copyflow.plugins.channels.base import has_phrase
+from copyflow.plugins.lexicon import GENDER_WORDS, PRODUCT_NOUNS
+from copyflow.plugins.text import (
     CJK,
     SENTENCE_END,
     attribute,
@@ -42,8 +42,8 @@ from plugins.text import (
     word_forms,
     words,
 )
-from plugins.validators import Grounding, check_language, check_not_degenerate, numbers_in
-from schemas import CheckResult, Product
+from copyflow.plugins.validators import Grounding, check_language, check_not_degenerate, numbers_in
+from copyflow.schemas import CheckResult, Product
 
 FAULT = 1.0
 _PRODUCT_NOUNS = frozenset(norm(w) for w in PRODUCT_NOUNS)

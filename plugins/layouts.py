@@ -19,10 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
-from plugins.candidates import DEFAULT_LAYOUT, SLOTS, compose_title, title_parts
-from plugins.similarity import rouge_l
-from plugins.text import CJK, is_cjk_locale, norm, product_type, type_head
-from schemas import Product, TitleSlot
+from copyflow.plugins.candidates import DEFAULT_LAYOUT, SLOTS, compose_title, title_parts
+from copyflow.plugins.similarity import rouge_l
+from copyflow.plugins.text import CJK, is_cjk_locale, norm, product_type, type_head
+from copyflow.schemas import Product, TitleSlot
 
 WHOLE_TENANT = "*"  # the key of the layout learned from all of a tenant's titles
 # A learned layout must bring composed titles this much closer (mean ROUGE-L F1) to the

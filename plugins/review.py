@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from plugins.candidates import (
+from copyflow.plugins.candidates import (
     clean_description,
     clean_title,
     compose_title,
@@ -24,12 +24,12 @@ from plugins.candidates import (
     fit_title,
     template_description,
 )
-from plugins.channels import ChannelRules
-from plugins.channels.base import has_phrase
-from plugins.judge import Judge, Judgement, ProductFacts
-from plugins.text import complete_sentences
-from plugins.validators import complete_title
-from schemas import CheckResult, Product, TitleSlot
+from copyflow.plugins.channels import ChannelRules
+from copyflow.plugins.channels.base import has_phrase
+from copyflow.plugins.judge import Judge, Judgement, ProductFacts
+from copyflow.plugins.text import complete_sentences
+from copyflow.plugins.validators import complete_title
+from copyflow.schemas import CheckResult, Product, TitleSlot
 
 # Bump when a check or the selection changes: cached copy then misses and is reviewed anew.
 CHECKS_VERSION = "3"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from plugins import lexicon
-from plugins.lexicon import COLORS, GENDER_WORDS, STOPWORDS, UNIT_FORMS, UNITS
-from schemas import Product
+from copyflow.plugins import lexicon
+from copyflow.plugins.lexicon import COLORS, GENDER_WORDS, STOPWORDS, UNIT_FORMS, UNITS
+from copyflow.schemas import Product
 
 # A word: letters and digits, joined by inner hyphens, apostrophes or dots ("T-shirt",
 # "Men's", "usb-c", "2.5"); a run of CJK characters is one word too.

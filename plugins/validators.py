@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from plugins.fallback import split_injected
-from plugins.lexicon import (
+from copyflow.plugins.fallback import split_injected
+from copyflow.plugins.lexicon import (
     BRANDS,
     COLORS,
     GENDER_PREFIX,
@@ -23,8 +23,8 @@ from plugins.lexicon import (
     UNIT_FORMS,
     UNITS,
 )
-from plugins.text import source_text
-from schemas import CheckResult, Product
+from copyflow.plugins.text import source_text
+from copyflow.schemas import CheckResult, Product
 
 # A number ("9/16", "2-10", "5.3"), optionally its unit ("26 cm", "3-pack", "65W"); it may be
 # followed by CJK text ("5000毫安") but not by more Latin letters or digits ("4K" is a code).

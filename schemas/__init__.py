@@ -1,6 +1,6 @@
 """Contracts and settings. Imports nothing else of copyflow's."""
 
-from schemas.events import (
+from copyflow.schemas.events import (
     CONTRACTS,
     SCHEMA_VERSION,
     AdapterReleased,
@@ -13,7 +13,7 @@ from schemas.events import (
     Suggestion,
     TitleSlot,
 )
-from schemas.settings import Settings, SettingsError, load_settings
+from copyflow.schemas.settings import Settings, SettingsError, load_settings
 
 __all__ = [
     "CONTRACTS",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from schemas.events import CONTRACTS
+from copyflow.schemas.events import CONTRACTS
 
 
 def export_json_schemas(directory: Path) -> list[Path]:

@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from copyflow.embedded import free_port, stop_process, wait_for_port
-from schemas import Suggestion
+from copyflow.schemas import Suggestion
 
 
 def make_tiny_model(directory: Path) -> Path:
@@ -27,7 +27,7 @@ def make_tiny_model(directory: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from plugins.generators.smollm2 import save_tokenizer
+    from copyflow.plugins.generators.smollm2 import save_tokenizer
 
     save_tokenizer(directory)
     tokenizer = AutoTokenizer.from_pretrained(directory)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plugins.generators.hf import TransformersSpec
-from schemas import Product
-from schemas.settings import TrainerSettings
-from trainer.examples import Example
+from copyflow.plugins.generators.hf import TransformersSpec
+from copyflow.schemas import Product
+from copyflow.schemas.settings import TrainerSettings
+from copyflow.trainer.examples import Example
 
 
 def house_example(

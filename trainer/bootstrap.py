@@ -17,12 +17,12 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from plugins.candidates import clean_description, template_description
-from plugins.channels import get_channel
-from plugins.judge import Judge, ProductFacts
-from plugins.text import norm, product_type, squash, type_head, words
-from schemas import Product
-from trainer.examples import Example
+from copyflow.plugins.candidates import clean_description, template_description
+from copyflow.plugins.channels import get_channel
+from copyflow.plugins.judge import Judge, ProductFacts
+from copyflow.plugins.text import norm, product_type, squash, type_head, words
+from copyflow.schemas import Product
+from copyflow.trainer.examples import Example
 
 # Findings on a product's own title that make it no target: what a merchant would not accept.
 _TITLE_FAULTS = ("well_formed", "language", "not_degenerate", "length")

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from schemas import Feedback, Product, Suggestion
+from copyflow.schemas import Feedback, Product, Suggestion
 
 GLOBAL = "_global"  # the registry scope (and store folder) of the adapter every tenant shares
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")

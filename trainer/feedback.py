@@ -20,11 +20,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from consumer.dead_letters import DeadLetter
-from consumer.source import Record, Records
-from schemas import Feedback, Product, Suggestion
-from schemas.settings import TopicSettings
-from trainer.examples import GLOBAL, Example, ExampleStore, from_decision
+from copyflow.plugins.transport.dead_letters import DeadLetter
+from copyflow.plugins.transport.source import Record, Records
+from copyflow.schemas import Feedback, Product, Suggestion
+from copyflow.schemas.settings import TopicSettings
+from copyflow.trainer.examples import GLOBAL, Example, ExampleStore, from_decision
 
 log = logging.getLogger(__name__)
 

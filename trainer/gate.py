@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from plugins.channels import get_channel
-from plugins.generators import GenerationRequest, GenerationResult
-from plugins.generators.hf import TransformersGenerator
-from plugins.review import CopyReviewer
-from plugins.similarity import rouge_l
-from trainer.examples import Example
+from copyflow.plugins.channels import get_channel
+from copyflow.plugins.generators import GenerationRequest, GenerationResult
+from copyflow.plugins.generators.hf import TransformersGenerator
+from copyflow.plugins.review import CopyReviewer
+from copyflow.plugins.similarity import rouge_l
+from copyflow.trainer.examples import Example
 
 # The judge's findings whose failures on the model's own copy the scores count, so two
 # models' reports line up.

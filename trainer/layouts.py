@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plugins.layouts import LearnedLayout, learn_layouts
-from schemas import LayoutsReleased
-from trainer.examples import GLOBAL, ExampleStore
-from trainer.registry import scope
+from copyflow.plugins.layouts import LearnedLayout, learn_layouts
+from copyflow.schemas import LayoutsReleased
+from copyflow.trainer.examples import GLOBAL, ExampleStore
+from copyflow.trainer.registry import scope
 
 
 def learn(

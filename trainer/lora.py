@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from plugins.generators import get_prompt
-from plugins.generators.hf import resolve_device, resolve_dtype
-from schemas.settings import TrainerSettings
-from trainer.examples import Example
+from copyflow.plugins.generators import get_prompt
+from copyflow.plugins.generators.hf import resolve_device, resolve_dtype
+from copyflow.schemas.settings import TrainerSettings
+from copyflow.trainer.examples import Example
 
 log = logging.getLogger(__name__)
 

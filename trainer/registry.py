@@ -19,8 +19,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from schemas import AdapterReleased
-from trainer.examples import GLOBAL, folder_name
+from copyflow.schemas import AdapterReleased
+from copyflow.trainer.examples import GLOBAL, folder_name
 
 _WEIGHTS = ("adapter_model.safetensors", "adapter_config.json")
 

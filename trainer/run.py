@@ -12,14 +12,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from plugins.generators.hf import TransformersSpec, model_revision
-from plugins.review import CopyReviewer
-from schemas.settings import TrainerSettings
-from trainer.examples import GLOBAL, Example, ExampleStore
-from trainer.gate import Verdict, decide, evaluate
-from trainer.lora import train_lora
-from trainer.registry import Registry, Release, scope
-from trainer.report import write_report
+from copyflow.plugins.generators.hf import TransformersSpec, model_revision
+from copyflow.plugins.review import CopyReviewer
+from copyflow.schemas.settings import TrainerSettings
+from copyflow.trainer.examples import GLOBAL, Example, ExampleStore
+from copyflow.trainer.gate import Verdict, decide, evaluate
+from copyflow.trainer.lora import train_lora
+from copyflow.trainer.registry import Registry, Release, scope
+from copyflow.trainer.report import write_report
 
 log = logging.getLogger(__name__)
 

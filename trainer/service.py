@@ -21,20 +21,21 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from consumer.health import Check, HealthServer, Status
-from consumer.kafka import ensure_topics
-from consumer.sink import new_producer
-from consumer.source import GroupMembership, aiokafka_config, next_offsets
-from plugins.generators.hf import TransformersSpec
-from plugins.review import CopyReviewer
-from schemas import AdapterReleased, LayoutsReleased, Settings
-from schemas.settings import KafkaSettings, TrainerSettings, setting_error
-from trainer.bootstrap import bootstrap_examples
-from trainer.examples import GLOBAL, ExampleStore, folder_name
-from trainer.feedback import FeedbackIngestor, Ingested, SuggestionIndex
-from trainer.layouts import LayoutLedger, learn
-from trainer.registry import Registry
-from trainer.run import Trained, train_once
+from copyflow.plugins.generators.hf import TransformersSpec
+from copyflow.plugins.review import CopyReviewer
+from copyflow.plugins.transport.connection import client_options
+from copyflow.plugins.transport.health import Check, HealthServer, Status
+from copyflow.plugins.transport.sink import new_producer
+from copyflow.plugins.transport.source import GroupMembership, next_offsets
+from copyflow.plugins.transport.topics import ensure_topics
+from copyflow.schemas import AdapterReleased, LayoutsReleased, Settings
+from copyflow.schemas.settings import KafkaSettings, TrainerSettings, setting_error
+from copyflow.trainer.bootstrap import bootstrap_examples
+from copyflow.trainer.examples import GLOBAL, ExampleStore, folder_name
+from copyflow.trainer.feedback import FeedbackIngestor, Ingested, SuggestionIndex
+from copyflow.trainer.layouts import LayoutLedger, learn
+from copyflow.trainer.registry import Registry
+from copyflow.trainer.run import Trained, train_once
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class Trainer:
         kafka, topics = self.settings.kafka, self.settings.topics
         await asyncio.to_thread(ensure_topics, kafka, topics)
         consumer = AIOKafkaConsumer(
-            **aiokafka_config(kafka),
+            **client_options(kafka),
             group_id=self.settings.trainer.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from schemas import Product, ProductEvent
+from copyflow.schemas import Product, ProductEvent
 
 
 class DataError(ValueError):

@@ -25,19 +25,19 @@ from typing import Any
 
 from tqdm import tqdm
 
-from consumer.dead_letters import DeadLetter
-from consumer.pipeline import Job, Pipeline
-from consumer.pool import Outcome, WorkerPool
+from copyflow.consumer.pipeline import Job, Pipeline
+from copyflow.consumer.pool import Outcome, WorkerPool
 from copyflow.evaluation import SYSTEMS
 from copyflow.evaluation.data import Item
 from copyflow.evaluation.scores import Copy, Referee, score, source_shares
+from copyflow.plugins.candidates import compose_title, template_description
+from copyflow.plugins.channels import ChannelRules, get_channel
+from copyflow.plugins.generators import GenerationRequest, GenerationResult
+from copyflow.plugins.layouts import TitleLayouts
+from copyflow.plugins.transport.dead_letters import DeadLetter
+from copyflow.plugins.validators import Grounding
+from copyflow.schemas import ModelInfo, ProductEvent, Settings, Suggestion
 from copyflow.wiring import build_pipeline, build_pool
-from plugins.candidates import compose_title, template_description
-from plugins.channels import ChannelRules, get_channel
-from plugins.generators import GenerationRequest, GenerationResult
-from plugins.layouts import TitleLayouts
-from plugins.validators import Grounding
-from schemas import ModelInfo, ProductEvent, Settings, Suggestion
 
 
 async def _generate(

@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from copyflow.evaluation.data import Item
-from plugins.candidates import clean_title
-from plugins.channels import ChannelRules
-from plugins.judge import Judge, Judgement, ProductFacts
-from plugins.similarity import rouge_l, rouge_l_of, tokens
-from plugins.text import CJK, is_cjk_locale
-from plugins.validators import Grounding, covers
+from copyflow.plugins.candidates import clean_title
+from copyflow.plugins.channels import ChannelRules
+from copyflow.plugins.judge import Judge, Judgement, ProductFacts
+from copyflow.plugins.similarity import rouge_l, rouge_l_of, tokens
+from copyflow.plugins.text import CJK, is_cjk_locale
+from copyflow.plugins.validators import Grounding, covers
 
 __all__ = [
     "Copy",

@@ -1,6 +1,6 @@
 """Catalog adapters: a catalog system's wire format <-> the schemas contracts."""
 
-from plugins.catalog.base import CatalogAdapter, InvalidEvent
-from plugins.catalog.json_events import JsonCatalogAdapter
+from copyflow.plugins.catalog.base import CatalogAdapter, InvalidEvent
+from copyflow.plugins.catalog.json_events import JsonCatalogAdapter
 
 __all__ = ["CatalogAdapter", "InvalidEvent", "JsonCatalogAdapter"]

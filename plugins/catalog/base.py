@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
-from schemas import ProductEvent, Suggestion
+from copyflow.schemas import ProductEvent, Suggestion
 
 InvalidKind = Literal["decode", "schema"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from plugins.catalog.base import InvalidEvent
-from schemas import ProductEvent, Suggestion
+from copyflow.plugins.catalog.base import InvalidEvent
+from copyflow.schemas import ProductEvent, Suggestion
 
 
 class JsonCatalogAdapter:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from functools import cache
 from importlib.metadata import entry_points
 
-from plugins.channels.base import ChannelRules, truncate_words
-from plugins.channels.builtin import BUILTIN_CHANNELS
+from copyflow.plugins.channels.base import ChannelRules, truncate_words
+from copyflow.plugins.channels.builtin import BUILTIN_CHANNELS
 
 __all__ = ["ChannelRules", "UnknownChannel", "channels", "get_channel", "truncate_words"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from schemas import CheckResult
+from copyflow.schemas import CheckResult
 
 _ALL_CAPS = re.compile(r"\b[A-Z]{4,}\b")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plugins.channels.base import ChannelRules
+from copyflow.plugins.channels.base import ChannelRules
 
 # Claims a marketplace forbids in titles and descriptions (Amazon's listing style rules).
 _PROMOTIONAL = (

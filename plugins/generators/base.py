@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from schemas import ModelInfo, Product
+from copyflow.schemas import ModelInfo, Product
 
 # A prepared model directory's manifest: {"source": ..., "revision": ...}.
 MANIFEST = "copyflow-model.json"

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import torch
 
-from plugins.generators import packing
+from copyflow.plugins.generators import packing
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
-from plugins.generators.parsing import DESCRIPTION_MARKER
+from copyflow.plugins.generators.parsing import DESCRIPTION_MARKER
 
 
 class Phase(Enum):

@@ -19,10 +19,10 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from plugins.generators import decoding, packing
-from plugins.generators.base import MANIFEST, GenerationRequest, GenerationResult
-from plugins.generators.cpu import auto_cpu_dtype
-from plugins.generators.frame import (
+from copyflow.plugins.generators import decoding, packing
+from copyflow.plugins.generators.base import MANIFEST, GenerationRequest, GenerationResult
+from copyflow.plugins.generators.cpu import auto_cpu_dtype
+from copyflow.plugins.generators.frame import (
     Frame,
     FrameHook,
     FrameLogits,
@@ -30,10 +30,10 @@ from plugins.generators.frame import (
     FrameStop,
     frame_spec,
 )
-from plugins.generators.parsing import ParseError, finish_copy, parse_copy
-from plugins.generators.prompts import PromptTemplate, get_prompt
-from plugins.generators.utf8 import decode_complete
-from schemas import ModelInfo
+from copyflow.plugins.generators.parsing import ParseError, finish_copy, parse_copy
+from copyflow.plugins.generators.prompts import PromptTemplate, get_prompt
+from copyflow.plugins.generators.utf8 import decode_complete
+from copyflow.schemas import ModelInfo
 
 log = logging.getLogger(__name__)
 

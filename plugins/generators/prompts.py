@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from plugins.channels import get_channel
-from plugins.generators.parsing import TITLE_PREFIX
-from schemas import Product
+from copyflow.plugins.channels import get_channel
+from copyflow.plugins.generators.parsing import TITLE_PREFIX
+from copyflow.schemas import Product
 
 _MAX_FIELD_CHARS = 400
 # About 400 tokens: with the instructions the prompt stays inside model.max_input_tokens, so

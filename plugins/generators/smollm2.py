@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from plugins.generators.base import MANIFEST
+from copyflow.plugins.generators.base import MANIFEST
 
 log = logging.getLogger(__name__)
 

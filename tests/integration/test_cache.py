@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from redis import Redis as SyncRedis
 
-from consumer.cache import CacheStats, CopyCache, Outcome, RedisGuard, cache_key, connect
-from consumer.dead_letters import DeadLetter
-from consumer.pipeline import Job, jobs_for
-from plugins.generators import GenerationResult
-from plugins.review import Reviewed
-from schemas import CheckResult, ModelInfo, ProductEvent
-from schemas.settings import CacheSettings, RedisSettings
+from copyflow.consumer.cache import CacheStats, CopyCache, Outcome, RedisGuard, cache_key, connect
+from copyflow.consumer.pipeline import Job, jobs_for
+from copyflow.plugins.generators import GenerationResult
+from copyflow.plugins.review import Reviewed
+from copyflow.plugins.transport.dead_letters import DeadLetter
+from copyflow.schemas import CheckResult, ModelInfo, ProductEvent
+from copyflow.schemas.settings import CacheSettings, RedisSettings
 from tests.harness import RedisServer, product_event
 
 pytestmark = pytest.mark.integration
@@ -310,8 +310,8 @@ def test_unchanged_content_is_skipped_per_product_and_channel(redis_url: str, pr
 
 
 def _suggestion(job: Job) -> Any:
-    from consumer.pipeline import Pipeline
-    from plugins.catalog import JsonCatalogAdapter
+    from copyflow.consumer.pipeline import Pipeline
+    from copyflow.plugins.catalog import JsonCatalogAdapter
 
     result = GenerationResult("TITLE: t\nDESCRIPTION: d", "T", "D", None, 1, 1)
     return Pipeline(JsonCatalogAdapter(), 1 << 20).build(job, result, MODEL, 1.0)
@@ -328,7 +328,7 @@ def test_redis_outage_bypasses_the_cache_logs_once_and_recovers(
         await cache.resolve([job(1)], MODEL, generate)
 
         own_redis.stop()
-        with caplog.at_level(logging.WARNING, logger="consumer.cache"):
+        with caplog.at_level(logging.WARNING, logger="copyflow.consumer.cache"):
             for i in range(10):
                 [result] = await cache.resolve([job(100 + i)], MODEL, generate)
                 assert isinstance(result.outcome, Reviewed) and not result.cache_hit
@@ -388,7 +388,7 @@ def test_password_urls_authenticate(prefix: str) -> None:
 
 
 def test_settings_reject_a_non_redis_url() -> None:
-    from schemas import SettingsError, load_settings
+    from copyflow.schemas import SettingsError, load_settings
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COPYFLOW_REDIS__URL", "http://localhost:6379")
@@ -397,11 +397,11 @@ def test_settings_reject_a_non_redis_url() -> None:
 
 
 def test_other_checks_settings_miss_the_cached_checked_copy(redis_url: str, prefix: str) -> None:
-    from consumer.pipeline import Pipeline
-    from consumer.worker import build_cache
-    from plugins.catalog import JsonCatalogAdapter
-    from plugins.review import CopyReviewer
-    from schemas import Settings
+    from copyflow.consumer.pipeline import Pipeline
+    from copyflow.consumer.worker import build_cache
+    from copyflow.plugins.catalog import JsonCatalogAdapter
+    from copyflow.plugins.review import CopyReviewer
+    from copyflow.schemas import Settings
 
     settings = Settings.model_validate({"redis": {"url": redis_url}, "cache": {"prefix": prefix}})
     plain = Pipeline(JsonCatalogAdapter(), 1 << 20, CopyReviewer()).served_model(MODEL)

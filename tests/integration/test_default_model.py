@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from consumer.pipeline import Job, Pipeline
-from plugins.catalog import JsonCatalogAdapter
-from plugins.generators import GenerationRequest, get_prompt
-from plugins.generators.base import MANIFEST
-from plugins.generators.hf import TransformersGenerator
-from plugins.generators.smollm2 import prepare_default_model
-from schemas import Product, ProductEvent, Suggestion
+from copyflow.consumer.pipeline import Job, Pipeline
+from copyflow.plugins.catalog import JsonCatalogAdapter
+from copyflow.plugins.generators import GenerationRequest, get_prompt
+from copyflow.plugins.generators.base import MANIFEST
+from copyflow.plugins.generators.hf import TransformersGenerator
+from copyflow.plugins.generators.smollm2 import prepare_default_model
+from copyflow.schemas import Product, ProductEvent, Suggestion
 
 pytestmark = pytest.mark.model
 
@@ -128,7 +128,7 @@ def test_instructions_in_product_text_do_not_reach_the_suggestions(prepared: Pat
 
 
 def test_german_and_chinese_products_get_their_language_or_a_fallback(prepared: Path) -> None:
-    from plugins.validators import check_language
+    from copyflow.plugins.validators import check_language
 
     generator = TransformersGenerator(
         str(prepared), get_prompt("v2"), device="cpu", max_new_tokens=60
@@ -154,7 +154,7 @@ def test_german_and_chinese_products_get_their_language_or_a_fallback(prepared: 
 
 
 def test_v3_frames_every_answer_and_ends_descriptions_with_a_sentence(prepared: Path) -> None:
-    from plugins.generators.parsing import sentence_ends
+    from copyflow.plugins.generators.parsing import sentence_ends
 
     generator = TransformersGenerator(str(prepared), get_prompt("v3"), device="cpu")
     products = [

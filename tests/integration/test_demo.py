@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas import Suggestion
+from copyflow.schemas import Suggestion
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from consumer.pipeline import Pipeline
-from plugins.catalog import JsonCatalogAdapter
-from schemas import ProductEvent
+from copyflow.consumer.pipeline import Pipeline
+from copyflow.plugins.catalog import JsonCatalogAdapter
+from copyflow.schemas import ProductEvent
 
 pytestmark = pytest.mark.integration
 

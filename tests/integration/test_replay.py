@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from schemas import Suggestion
+from copyflow.schemas import Suggestion
 from tests.harness import OutputReader, WorkerProcess, encoded, produce, product_event
 
 pytestmark = pytest.mark.integration

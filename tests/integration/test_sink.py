@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from consumer.sink import KafkaSink, Outgoing
+from copyflow.plugins.transport.sink import KafkaSink, Outgoing
 
 pytestmark = pytest.mark.integration
 

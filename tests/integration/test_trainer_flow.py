@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from consumer.adapters import parse_control
+from copyflow.consumer.adapters import parse_control
 from copyflow.embedded import stop_process
-from schemas import AdapterReleased, Feedback, LayoutsReleased, Suggestion, TitleSlot
+from copyflow.schemas import AdapterReleased, Feedback, LayoutsReleased, Suggestion, TitleSlot
 from tests.harness import OutputReader, WorkerProcess, encoded, produce, product_event
 
 pytestmark = pytest.mark.integration

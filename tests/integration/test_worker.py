@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer import dead_letters
+from copyflow.plugins.transport import dead_letters
 from tests.harness import OutputReader, Outputs, WorkerProcess, encoded, produce, product_event
 
 pytestmark = pytest.mark.integration

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from consumer.adapters import AdapterRouter, IncompatibleAdapter
-from consumer.dead_letters import DeadLetter
-from consumer.pool import AdapterLoadError, WorkerPool
-from plugins.generators import GenerationRequest
-from plugins.generators.hf import TransformersGenerator
-from schemas import AdapterReleased
+from copyflow.consumer.adapters import AdapterRouter, IncompatibleAdapter
+from copyflow.consumer.pool import AdapterLoadError, WorkerPool
+from copyflow.plugins.generators import GenerationRequest
+from copyflow.plugins.generators.hf import TransformersGenerator
+from copyflow.plugins.transport.dead_letters import DeadLetter
+from copyflow.schemas import AdapterReleased
+from copyflow.trainer.lora import train_lora
 from tests.training import house_example, tiny_spec, trainer_settings
-from trainer.lora import train_lora
 
 STYLES = {"shop-a": ("Acme Mug", "A mug."), "shop-b": ("Zeta Cup", "A cup.")}
 
@@ -207,7 +207,7 @@ def test_the_gate_answers_exactly_as_a_worker_serves_the_adapter(
     """The gate scores what workers will publish: the same adapter, unmerged, through the
     same decoding, gives the same text for the same products, also for an adapter that has
     not learnt its style whole (products it never saw)."""
-    from trainer.gate import answers
+    from copyflow.trainer.gate import answers
 
     spec = tiny_spec(tiny_model_dir)
     held = [house_example(200 + i) for i in range(6)]

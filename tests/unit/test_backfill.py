@@ -9,7 +9,7 @@ import pytest
 
 from copyflow.backfill import read_catalog
 from copyflow.evaluation.data import DataError
-from schemas import ProductEvent
+from copyflow.schemas import ProductEvent
 
 
 def events(path: Path, tenant: str = "shop") -> list[ProductEvent | str]:

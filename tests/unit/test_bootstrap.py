@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from copyflow.cli import main
-from schemas import Product
-from trainer.bootstrap import bootstrap_examples, degrade
-from trainer.examples import ExampleStore
+from copyflow.schemas import Product
+from copyflow.trainer.bootstrap import bootstrap_examples, degrade
+from copyflow.trainer.examples import ExampleStore
 
 LAMP = Product(
     product_id="l-1",
@@ -93,9 +93,9 @@ def test_train_bootstrap_reads_a_catalog_and_says_what_it_used(
 def test_the_trainer_bootstraps_a_tenant_once_it_has_seen_enough_products(tmp_path: Path) -> None:
     import uuid
 
-    from plugins.review import CopyReviewer
-    from schemas import ModelInfo, Settings, Suggestion
-    from trainer.service import Trainer
+    from copyflow.plugins.review import CopyReviewer
+    from copyflow.schemas import ModelInfo, Settings, Suggestion
+    from copyflow.trainer.service import Trainer
 
     settings = Settings.model_validate(
         {

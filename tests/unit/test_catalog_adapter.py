@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from plugins.catalog import InvalidEvent, JsonCatalogAdapter
+from copyflow.plugins.catalog import InvalidEvent, JsonCatalogAdapter
 from tests.harness import product_event
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.channels import UnknownChannel, channels, get_channel, truncate_words
+from copyflow.plugins.channels import UnknownChannel, channels, get_channel, truncate_words
 
 LIMITS = {
     "google": (150, 5000),

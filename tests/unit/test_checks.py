@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from plugins.validators import check_not_degenerate
+from copyflow.plugins.validators import check_not_degenerate
 
 
 def test_degenerate_text_fails() -> None:

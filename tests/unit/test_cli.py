@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from copyflow.cli import main
-from schemas import Suggestion
+from copyflow.schemas import Suggestion
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -131,7 +131,7 @@ def test_layouts_learn_shows_what_it_learned_and_says_when_the_broker_is_missing
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     from copyflow.embedded import free_port
-    from trainer.examples import Example, ExampleStore
+    from copyflow.trainer.examples import Example, ExampleStore
 
     monkeypatch.setenv("COPYFLOW_TRAINER__STORE_DIR", str(tmp_path / "store"))
     monkeypatch.setenv("COPYFLOW_TRAINER__REGISTRY_DIR", str(tmp_path / "registry"))

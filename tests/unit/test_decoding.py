@@ -18,10 +18,10 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from plugins.generators import GenerationRequest, decoding, get_prompt, packing
-from plugins.generators.frame import Frame, FrameHook, FrameLogits, FrameSpec, FrameStop
-from plugins.generators.hf import TransformersGenerator
-from schemas import Product
+from copyflow.plugins.generators import GenerationRequest, decoding, get_prompt, packing
+from copyflow.plugins.generators.frame import Frame, FrameHook, FrameLogits, FrameSpec, FrameStop
+from copyflow.plugins.generators.hf import TransformersGenerator
+from copyflow.schemas import Product
 
 EOS = 2
 TINY: dict[str, Any] = {

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from schemas import load_settings
-from schemas.settings import setting_env_names
+from copyflow.schemas import load_settings
+from copyflow.schemas.settings import setting_env_names
 
 REPO = Path(__file__).resolve().parents[2]
 

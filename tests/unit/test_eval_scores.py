@@ -25,8 +25,8 @@ from copyflow.evaluation.scores import (
     score,
     source_shares,
 )
-from plugins.channels import get_channel
-from schemas import Product
+from copyflow.plugins.channels import get_channel
+from copyflow.schemas import Product
 
 
 def test_rouge_l() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from schemas import Feedback, Product, ProductEvent, Suggestion
+from copyflow.schemas import Feedback, Product, ProductEvent, Suggestion
 from tests.harness import product_event
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "catalog.jsonl"

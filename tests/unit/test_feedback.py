@@ -7,13 +7,13 @@ from pathlib import Path
 
 from aiokafka import ConsumerRecord
 
-from schemas import Feedback, Suggestion
-from schemas.settings import TopicSettings
+from copyflow.schemas import Feedback, Suggestion
+from copyflow.schemas.settings import TopicSettings
+from copyflow.trainer.examples import ExampleStore
+from copyflow.trainer.feedback import FeedbackIngestor, SuggestionIndex
+from copyflow.trainer.service import Schedule
 from tests.training import trainer_settings
 from tests.unit.test_trainer import decision, suggestion
-from trainer.examples import ExampleStore
-from trainer.feedback import FeedbackIngestor, SuggestionIndex
-from trainer.service import Schedule
 
 TOPICS = TopicSettings()
 

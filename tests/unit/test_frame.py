@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from plugins.generators.frame import (
+from copyflow.plugins.generators.frame import (
     Frame,
     FrameHook,
     FrameLogits,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from plugins.generators import GenerationRequest, get_prompt
-from plugins.generators.hf import TransformersGenerator, model_revision
-from schemas import Product
+from copyflow.plugins.generators import GenerationRequest, get_prompt
+from copyflow.plugins.generators.hf import TransformersGenerator, model_revision
+from copyflow.schemas import Product
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +103,9 @@ def test_auto_takes_bfloat16_on_a_cpu_only_where_it_measured_clearly_faster(
     and the copy's identity (ModelInfo.decoding) then name the same dtype."""
     import torch
 
+    from copyflow.plugins.generators import cpu
+    from copyflow.schemas import Settings
     from copyflow.wiring import build_spec
-    from plugins.generators import cpu
-    from schemas import Settings
 
     monkeypatch.setattr(cpu, "bf16_speedup", lambda: speedup)
     settings = Settings.model_validate(
@@ -125,8 +125,8 @@ def test_auto_takes_bfloat16_on_a_cpu_only_where_it_measured_clearly_faster(
 def test_bf16_is_measured_once_where_onednn_has_bf16_kernels() -> None:
     import torch
 
-    from plugins.generators import packing
-    from plugins.generators.cpu import bf16_speedup
+    from copyflow.plugins.generators import packing
+    from copyflow.plugins.generators.cpu import bf16_speedup
 
     cpu = torch.device("cpu")
     has_kernels = packing.available(cpu, torch.float32) and packing.available(cpu, torch.bfloat16)

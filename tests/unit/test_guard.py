@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.channels import get_channel
-from plugins.review import CopyReviewer
-from plugins.validators import (
+from copyflow.plugins.channels import get_channel
+from copyflow.plugins.review import CopyReviewer
+from copyflow.plugins.validators import (
     Grounding,
     check_language,
     check_not_degenerate,
     complete_title,
 )
-from schemas import Product
+from copyflow.schemas import Product
 
 SKILLET = Product(
     product_id="hm-1",
@@ -106,7 +106,7 @@ INJECTED = [
 
 @pytest.mark.parametrize(("injection", "answer"), INJECTED)
 def test_an_injected_instruction_never_reaches_the_suggestion(injection: str, answer: str) -> None:
-    from plugins.generators.parsing import ParseError, parse_copy
+    from copyflow.plugins.generators.parsing import ParseError, parse_copy
 
     product = BOARD.model_copy(update={"description": injection})
     try:
@@ -166,7 +166,7 @@ def test_invented_numbers_in_other_spellings_are_caught(
 def test_ordinary_labels_in_product_text_are_not_injections(description: str) -> None:
     product = Product(product_id="t", title="soft cotton tee", description=description)
     assert Grounding.of(product).injected == frozenset()
-    from plugins.candidates import clean_description
+    from copyflow.plugins.candidates import clean_description
 
     assert clean_description(product, 1000) == description
 

@@ -9,7 +9,7 @@ import urllib.request
 
 from prometheus_client import CollectorRegistry, Counter
 
-from consumer.health import Check, HealthServer, Status
+from copyflow.plugins.transport.health import Check, HealthServer, Status
 
 
 async def _get(port: int, path: str) -> tuple[int, bytes]:

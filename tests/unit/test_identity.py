@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from consumer.cache import cache_key
-from consumer.identity import channel_rules_digest
-from consumer.pipeline import Job, Pipeline, Route
-from plugins.catalog import JsonCatalogAdapter
-from plugins.channels import channels
-from plugins.layouts import WHOLE_TENANT, TitleLayouts
-from plugins.review import CopyReviewer
-from schemas import ModelInfo, ProductEvent
+from copyflow.consumer.cache import cache_key
+from copyflow.consumer.identity import channel_rules_digest
+from copyflow.consumer.pipeline import Job, Pipeline, Route
+from copyflow.plugins.catalog import JsonCatalogAdapter
+from copyflow.plugins.channels import channels
+from copyflow.plugins.layouts import WHOLE_TENANT, TitleLayouts
+from copyflow.plugins.review import CopyReviewer
+from copyflow.schemas import ModelInfo, ProductEvent
 from tests.harness import product_event
 
 GENERATOR = ModelInfo(

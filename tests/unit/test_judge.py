@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.channels import get_channel
-from plugins.judge import Judge, ProductFacts
-from plugins.text import complete_sentences, product_type
-from schemas import Product
+from copyflow.plugins.channels import get_channel
+from copyflow.plugins.judge import Judge, ProductFacts
+from copyflow.plugins.text import complete_sentences, product_type
+from copyflow.schemas import Product
 
 DEFAULT = get_channel("default")
 

@@ -10,16 +10,29 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from consumer.adapters import AdapterRouter, parse_control
-from consumer.cache import cache_key
-from consumer.pipeline import Job
-from plugins.candidates import DEFAULT_LAYOUT, compose_title, title_parts
-from plugins.channels import get_channel
-from plugins.layouts import WHOLE_TENANT, TitleLayouts, consensus, layout_keys, learn_layouts
-from plugins.review import CopyReviewer
-from schemas import AdapterReleased, LayoutsReleased, ModelInfo, Product, ProductEvent, TitleSlot
-from trainer.examples import Example, ExampleStore
-from trainer.layouts import LayoutLedger, describe, learn
+from copyflow.consumer.adapters import AdapterRouter, parse_control
+from copyflow.consumer.cache import cache_key
+from copyflow.consumer.pipeline import Job
+from copyflow.plugins.candidates import DEFAULT_LAYOUT, compose_title, title_parts
+from copyflow.plugins.channels import get_channel
+from copyflow.plugins.layouts import (
+    WHOLE_TENANT,
+    TitleLayouts,
+    consensus,
+    layout_keys,
+    learn_layouts,
+)
+from copyflow.plugins.review import CopyReviewer
+from copyflow.schemas import (
+    AdapterReleased,
+    LayoutsReleased,
+    ModelInfo,
+    Product,
+    ProductEvent,
+    TitleSlot,
+)
+from copyflow.trainer.examples import Example, ExampleStore
+from copyflow.trainer.layouts import LayoutLedger, describe, learn
 
 # The order of a shop whose titles read "Brand Gender Color Name Type".
 SHOP: tuple[TitleSlot, ...] = ("brand", "gender", "color", "name", "type", "specs")

@@ -6,9 +6,9 @@ from collections import Counter
 
 from prometheus_client import generate_latest
 
-from consumer.cache import CacheStats
-from consumer.metrics import FlowStats, StatsCollector, metrics_registry
-from consumer.pool import PoolStats
+from copyflow.consumer.cache import CacheStats
+from copyflow.consumer.metrics import FlowStats, StatsCollector, metrics_registry
+from copyflow.consumer.pool import PoolStats
 from tests.harness import parse_metrics
 
 

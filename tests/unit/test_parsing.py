@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.generators import ParseError, parse_copy
-from plugins.generators.parsing import clean_title, cut_to_sentence, finish_copy
+from copyflow.plugins.generators import ParseError, parse_copy
+from copyflow.plugins.generators.parsing import clean_title, cut_to_sentence, finish_copy
 
 
 def test_parses_title_and_description() -> None:

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from consumer.cache import cache_key
-from consumer.dead_letters import DeadLetter
-from consumer.pipeline import Job, Pipeline, Route, jobs_for
-from plugins.catalog import JsonCatalogAdapter
-from plugins.channels import get_channel
-from plugins.generators import GenerationRequest, GenerationResult, get_prompt
-from plugins.generators.hf import TransformersGenerator
-from plugins.review import CopyReviewer, Reviewed
-from schemas import ModelInfo, ProductEvent, Suggestion
+from copyflow.consumer.cache import cache_key
+from copyflow.consumer.pipeline import Job, Pipeline, Route, jobs_for
+from copyflow.plugins.catalog import JsonCatalogAdapter
+from copyflow.plugins.channels import get_channel
+from copyflow.plugins.generators import GenerationRequest, GenerationResult, get_prompt
+from copyflow.plugins.generators.hf import TransformersGenerator
+from copyflow.plugins.review import CopyReviewer, Reviewed
+from copyflow.plugins.transport.dead_letters import DeadLetter
+from copyflow.schemas import ModelInfo, ProductEvent, Suggestion
 from tests.harness import product_event
 
 

@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 import pytest
 import torch
 
-from consumer.dead_letters import DeadLetter
-from consumer.pool import PoolError, WorkerPool
-from plugins.generators import GenerationRequest, GenerationResult
-from plugins.generators.hf import TransformersGenerator, TransformersSpec
-from schemas import Product
+from copyflow.consumer.pool import PoolError, WorkerPool
+from copyflow.plugins.generators import GenerationRequest, GenerationResult
+from copyflow.plugins.generators.hf import TransformersGenerator, TransformersSpec
+from copyflow.plugins.transport.dead_letters import DeadLetter
+from copyflow.schemas import Product
 
 T = TypeVar("T")
 

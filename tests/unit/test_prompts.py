@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from plugins.generators import get_prompt
-from plugins.generators.prompts import render_product
-from schemas import Product
+from copyflow.plugins.generators import get_prompt
+from copyflow.plugins.generators.prompts import render_product
+from copyflow.schemas import Product
 
 
 def product(**fields: object) -> Product:

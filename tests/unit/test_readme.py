@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from schemas.settings import setting_env_names
+from copyflow.schemas.settings import setting_env_names
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.candidates import clean_description, clean_title, compose_title, template_description
-from plugins.channels import get_channel
-from plugins.judge import Judge, ProductFacts
-from plugins.review import CopyReviewer
-from plugins.validators import Grounding
-from schemas import Product
+from copyflow.plugins.candidates import (
+    clean_description,
+    clean_title,
+    compose_title,
+    template_description,
+)
+from copyflow.plugins.channels import get_channel
+from copyflow.plugins.judge import Judge, ProductFacts
+from copyflow.plugins.review import CopyReviewer
+from copyflow.plugins.validators import Grounding
+from copyflow.schemas import Product
 
 SKILLET = Product(
     product_id="hm-1",

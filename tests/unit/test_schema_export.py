@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 
 from copyflow.cli import main
-from schemas import ModelInfo, Product, Suggestion
+from copyflow.schemas import ModelInfo, Product, Suggestion
 from tests.harness import product_event
 
 
@@ -64,7 +64,7 @@ def test_published_suggestions_validate_against_their_schema(
 def test_layouts_released_validates_and_refuses_unknown_parts(
     exported: dict[str, dict[str, object]],
 ) -> None:
-    from schemas import LayoutsReleased
+    from copyflow.schemas import LayoutsReleased
 
     validator = jsonschema.Draft202012Validator(exported["layouts_released"])
     event = LayoutsReleased(tenant="t", version="v", layouts={"*": ["brand", "type"]})

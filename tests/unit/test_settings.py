@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas import SettingsError, load_settings
+from copyflow.schemas import SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from plugins.review import CopyReviewer
-from schemas import Feedback, ModelInfo, Product, Suggestion
+from copyflow.plugins.review import CopyReviewer
+from copyflow.schemas import Feedback, ModelInfo, Product, Suggestion
+from copyflow.trainer.examples import ExampleStore, from_decision
+from copyflow.trainer.gate import decide
+from copyflow.trainer.registry import Registry, RegistryError, Release
+from copyflow.trainer.run import NotEnoughExamples, split, train_once
 from tests.training import house_example, tiny_spec, trainer_settings
-from trainer.examples import ExampleStore, from_decision
-from trainer.gate import decide
-from trainer.registry import Registry, RegistryError, Release
-from trainer.run import NotEnoughExamples, split, train_once
 
 
 def suggestion(tenant: str = "shop-a", title: str = "Blue Mug") -> Suggestion:
@@ -188,7 +188,7 @@ def test_the_shared_prefix_answer_only_loss_is_the_full_loss_with_its_gradients(
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.lora import _batches, _Encoder, answer_loss, shared_prefix
+    from copyflow.trainer.lora import _batches, _Encoder, answer_loss, shared_prefix
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     torch.manual_seed(0)

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from transformers import AutoTokenizer
 
-from plugins.generators import get_prompt, utf8
-from plugins.generators.frame import Frame
-from plugins.generators.hf import TransformersGenerator
-from plugins.generators.utf8 import REPLACEMENT, decode_complete
+from copyflow.plugins.generators import get_prompt, utf8
+from copyflow.plugins.generators.frame import Frame
+from copyflow.plugins.generators.hf import TransformersGenerator
+from copyflow.plugins.generators.utf8 import REPLACEMENT, decode_complete
 
 TEXT = "铸铁煎锅 26厘米"
 

@@ -1,44 +1,20 @@
-"""Kafka client configuration and topic administration (kafka-python)."""
+"""Topic administration (kafka-python): copyflow creates its topics itself."""
 
 from __future__ import annotations
 
 import logging
-import ssl
-from typing import Any
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from schemas.settings import KafkaSettings, TopicSettings
+from copyflow.plugins.transport.connection import client_options
+from copyflow.schemas.settings import KafkaSettings, TopicSettings
 
 log = logging.getLogger(__name__)
 
 
 class BrokerUnavailable(ConnectionError):
     pass
-
-
-def kafka_python_config(kafka: KafkaSettings) -> dict[str, Any]:
-    """Connection and security options for kafka-python clients."""
-    config: dict[str, Any] = {
-        "bootstrap_servers": kafka.servers(),
-        "security_protocol": kafka.security_protocol,
-    }
-    if kafka.security_protocol.startswith("SASL"):
-        config["sasl_mechanism"] = kafka.sasl_mechanism
-        config["sasl_plain_username"] = kafka.sasl_username
-        if kafka.sasl_password is not None:
-            config["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
-    if kafka.ssl_cafile is not None:
-        config["ssl_cafile"] = str(kafka.ssl_cafile)
-    return config
-
-
-def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
-    if not kafka.security_protocol.endswith("SSL"):
-        return None
-    cafile = str(kafka.ssl_cafile) if kafka.ssl_cafile else None
-    return ssl.create_default_context(cafile=cafile)
 
 
 def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
@@ -55,7 +31,7 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
         topics.control,
     ]
     try:
-        admin = KafkaAdminClient(**kafka_python_config(kafka), client_id="copyflow-admin")
+        admin = KafkaAdminClient(**client_options(kafka), client_id="copyflow-admin")
     except KafkaError as exc:
         raise BrokerUnavailable(
             f"no Kafka broker answered at {kafka.bootstrap} "

@@ -18,8 +18,8 @@ from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from consumer.source import aiokafka_config
-from schemas.settings import KafkaSettings
+from copyflow.plugins.transport.connection import client_options
+from copyflow.schemas.settings import KafkaSettings
 
 # Bigger than aiokafka's default (16 KiB, about ten suggestions): fewer, larger produce
 # requests. Kept well under the 1 MiB that brokers accept per batch by default.
@@ -45,7 +45,7 @@ class Sink(Protocol):
 
 def new_producer(kafka: KafkaSettings, client_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        **aiokafka_config(kafka), client_id=client_id, acks="all", max_batch_size=BATCH_BYTES
+        **client_options(kafka), client_id=client_id, acks="all", max_batch_size=BATCH_BYTES
     )
 
 

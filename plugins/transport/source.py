@@ -19,29 +19,14 @@ import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from consumer.kafka import ssl_context
-from schemas.settings import KafkaSettings
+from copyflow.plugins.transport.connection import client_options
+from copyflow.schemas.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Records: TypeAlias = Sequence[Record]
 Handler: TypeAlias = Callable[[Records], Awaitable[object]]
-
-
-def aiokafka_config(kafka: KafkaSettings) -> dict[str, Any]:
-    """Connection and security options for aiokafka clients."""
-    config: dict[str, Any] = {
-        "bootstrap_servers": kafka.servers(),
-        "security_protocol": kafka.security_protocol,
-        "ssl_context": ssl_context(kafka),
-    }
-    if kafka.security_protocol.startswith("SASL"):
-        config["sasl_mechanism"] = kafka.sasl_mechanism
-        config["sasl_plain_username"] = kafka.sasl_username
-        if kafka.sasl_password is not None:
-            config["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
-    return config
 
 
 def next_offsets(records: Records) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -141,7 +126,7 @@ class BatchSource(mode.Service):
         # aiokafka binds its client to the running loop, so it is made here, not in __init__.
         kafka = self.kafka
         self._consumer = AIOKafkaConsumer(
-            **aiokafka_config(kafka),
+            **client_options(kafka),
             group_id=kafka.group_id,
             group_instance_id=kafka.group_instance_id,
             client_id=f"{kafka.group_id}-worker",
