@@ -73,6 +73,7 @@ class Cluster:
         self.sent: list[tuple[bytes | None, bytes]] = []
         self.crashes = 0
         self.restart_s: list[float] = []
+        self._next_product = 0
 
     def __enter__(self) -> Cluster:
         self.broker.start()
@@ -135,7 +136,10 @@ class Cluster:
             send_signal(pid, signal.SIGKILL)
 
     def restart(self, **extra: str) -> WorkerProcess:
-        """A new worker; records the seconds until the group commits past where it stood."""
+        """A new worker; records the seconds until the group commits past where it stood
+        (more events are sent first if too few are left for it to commit)."""
+        if self.committed() > len(self.sent) - 100:
+            self.send_products(300)
         before = self.committed()
         worker = self.start_worker(**extra)
         started = time.monotonic()
@@ -157,6 +161,18 @@ class Cluster:
                 self.crashes += 1
 
     # -- events ---------------------------------------------------------------------------
+
+    def send_products(self, count: int) -> None:
+        """count valid events for products not sent before (no two share content, so none
+        is skipped as unchanged)."""
+        start = self._next_product
+        self._next_product += count
+        self.send([encoded(product_event(i)) for i in range(start, start + count)])
+
+    def require_work_left(self) -> None:
+        """Before a fault: it must land while events are still being processed."""
+        left = len(self.sent) - self.committed()
+        assert left > 0, "every event was committed before the fault: it would test nothing"
 
     def send(self, messages: list[tuple[bytes | None, bytes]]) -> None:
         producer = KafkaProducer(bootstrap_servers=self.broker.bootstrap, acks="all")
@@ -228,11 +244,6 @@ class Cluster:
             crashes=self.crashes,
             restart_s=self.restart_s,
         )
-
-
-def products(start: int, count: int) -> list[tuple[bytes | None, bytes]]:
-    """Valid events for distinct products (no two share content, so none is skipped)."""
-    return [encoded(product_event(i)) for i in range(start, start + count)]
 
 
 def _event_id(value: bytes) -> str | None:

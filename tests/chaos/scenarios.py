@@ -14,11 +14,10 @@ from tests.chaos.cluster import (
     Verdict,
     generator_pids,
     pause,
-    products,
     resume,
     send_signal,
 )
-from tests.harness import WorkerProcess, product_event
+from tests.harness import WorkerProcess, encoded, product_event
 
 
 @dataclass(frozen=True)
@@ -50,15 +49,13 @@ def sigkill_loop(size: Size) -> Verdict:
     a new one starts under the same name. Records restart -> first committed batch."""
     rng = random.Random(7)
     with Cluster("sigkill-loop", COPYFLOW_WORKER__TAKE_BATCH="20", **STATIC) as cluster:
-        cluster.send(products(0, size.events))
+        cluster.send_products(size.events)
         worker = cluster.start_worker()
         _first_commit(cluster, worker)
-        sent = size.events
         for _ in range(size.kills):
             time.sleep(rng.uniform(1.0, 3.0))
             if cluster.committed() > len(cluster.sent) - 200:  # keep the worker busy
-                cluster.send(products(sent, 500))
-                sent += 500
+                cluster.send_products(500)
             cluster.kill(worker)
             worker = cluster.restart()
         cluster.wait_until_done(size.timeout_s)
@@ -68,9 +65,10 @@ def sigkill_loop(size: Size) -> Verdict:
 def broker_pause(size: Size) -> Verdict:
     """The broker stops answering (SIGSTOP) for fault_s mid-run, then comes back."""
     with Cluster("broker-pause") as cluster:
-        cluster.send(products(0, size.events))
+        cluster.send_products(size.events)
         worker = cluster.start_worker(**STATIC)
         _first_commit(cluster, worker)
+        cluster.require_work_left()
         assert cluster.broker.pid is not None
         pause(cluster.broker.pid)
         time.sleep(size.fault_s)
@@ -82,9 +80,10 @@ def broker_pause(size: Size) -> Verdict:
 def redis_outage(size: Size) -> Verdict:
     """Redis stops for fault_s mid-run and starts again, empty, on the same port."""
     with Cluster("redis-outage") as cluster:
-        cluster.send(products(0, size.events))
+        cluster.send_products(size.events)
         worker = cluster.start_worker(**STATIC)
         _first_commit(cluster, worker)
+        cluster.require_work_left()
         cluster.redis.stop()
         time.sleep(size.fault_s)
         cluster.redis.start()
@@ -95,9 +94,10 @@ def redis_outage(size: Size) -> Verdict:
 def hung_generator(size: Size) -> Verdict:
     """The generator processes stop (SIGSTOP) for fault_s mid-batch, then go on."""
     with Cluster("hung-generator") as cluster:
-        cluster.send(products(0, size.events))
+        cluster.send_products(size.events)
         worker = cluster.start_worker(**STATIC)
         _first_commit(cluster, worker)
+        cluster.require_work_left()
         hung = generator_pids(worker)
         for pid in hung:
             pause(pid)
@@ -111,9 +111,10 @@ def hung_generator(size: Size) -> Verdict:
 def crashing_generator(size: Size) -> Verdict:
     """The generator processes are SIGKILLed mid-batch, three times; the worker lives on."""
     with Cluster("crashing-generator") as cluster:
-        cluster.send(products(0, size.events))
+        cluster.send_products(size.events)
         worker = cluster.start_worker(**STATIC)
         _first_commit(cluster, worker)
+        cluster.require_work_left()
         for _ in range(3):
             for pid in generator_pids(worker):
                 send_signal(pid, signal.SIGKILL)
@@ -126,11 +127,12 @@ def two_workers(size: Size) -> Verdict:
     """Two workers share the group; one is killed and restarted, the other stopped with
     SIGTERM and restarted, while both work."""
     with Cluster("two-workers", COPYFLOW_WORKER__TAKE_BATCH="20") as cluster:
-        cluster.send(products(0, size.events))
+        cluster.send_products(size.events)
         first = cluster.start_worker(COPYFLOW_KAFKA__GROUP_INSTANCE_ID="chaos-a")
         second = cluster.start_worker(COPYFLOW_KAFKA__GROUP_INSTANCE_ID="chaos-b")
         _first_commit(cluster, first)
         time.sleep(2)
+        cluster.require_work_left()
         cluster.kill(first)
         cluster.restart(COPYFLOW_KAFKA__GROUP_INSTANCE_ID="chaos-a")
         second.process.send_signal(signal.SIGTERM)
@@ -144,7 +146,7 @@ def malformed_corpus(size: Size) -> Verdict:
     """Malformed events of every kind among valid ones: each becomes a dead letter."""
     with Cluster("malformed") as cluster:
         bad = malformed(size.malformed)
-        good = products(0, size.events)
+        good = [encoded(product_event(i)) for i in range(size.events)]
         mixed = [record for pair in zip(good, bad, strict=False) for record in pair]
         mixed += good[len(bad) :] + bad[len(good) :]
         cluster.send(mixed)
