@@ -34,8 +34,8 @@ from transformers import pipeline
 from bench.common import myntra_products, peak_rss_mb, report
 from copyflow.consumer.pool import WorkerPool, resolve_devices
 from copyflow.plugins.generators import GenerationRequest, GenerationResult
-from copyflow.plugins.generators.hf import TransformersSpec
 from copyflow.plugins.generators.smollm2 import prepare_default_model
+from copyflow.plugins.generators.spec import TransformersSpec
 from copyflow.schemas import Settings
 
 

@@ -36,7 +36,7 @@ from copyflow.plugins.transport.dead_letters import DeadLetter
 from copyflow.schemas import ModelInfo
 
 if TYPE_CHECKING:  # torch is imported only where generation runs
-    from copyflow.plugins.generators.hf import TransformersSpec
+    from copyflow.plugins.generators.spec import TransformersSpec
 
 log = logging.getLogger(__name__)
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from copyflow.consumer.pipeline import Pipeline
 from copyflow.consumer.pool import WorkerPool, resolve_devices
 from copyflow.plugins.catalog import JsonCatalogAdapter
 from copyflow.plugins.generators import get_prompt
-from copyflow.plugins.generators.hf import TransformersGenerator, TransformersSpec, generation_dtype
+from copyflow.plugins.generators.spec import TransformersSpec, generation_dtype
+
+if TYPE_CHECKING:
+    from copyflow.plugins.generators.hf import TransformersGenerator
 from copyflow.plugins.generators.smollm2 import DEFAULT_MODEL, prepare_default_model
 from copyflow.plugins.review import CopyReviewer
 from copyflow.schemas import Settings, SettingsError

@@ -41,7 +41,12 @@ class KafkaSettings(_Section):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
-    session_timeout_s: float = Field(default=30.0, gt=0)
+    session_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long the group waits for a member that stopped heartbeating: a "
+        "worker killed without static membership holds its partitions this long.",
+    )
     heartbeat_interval_s: float = Field(default=3.0, gt=0)
     rebalance_timeout_s: float = Field(default=30.0, gt=0)
     max_poll_interval_s: float = Field(default=300.0, gt=0)

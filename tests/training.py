@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from copyflow.plugins.generators.hf import TransformersSpec
+from copyflow.plugins.generators.spec import TransformersSpec
 from copyflow.schemas import Product
 from copyflow.schemas.settings import TrainerSettings
 from copyflow.trainer.examples import Example

@@ -16,7 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from copyflow.plugins.generators import get_prompt
-from copyflow.plugins.generators.hf import resolve_device, resolve_dtype
+from copyflow.plugins.generators.spec import resolve_device, resolve_dtype
 from copyflow.schemas.settings import TrainerSettings
 from copyflow.trainer.examples import Example
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from copyflow.plugins.generators.hf import TransformersSpec, model_revision
+from copyflow.plugins.generators.spec import TransformersSpec, model_revision
 from copyflow.plugins.review import CopyReviewer
 from copyflow.schemas.settings import TrainerSettings
 from copyflow.trainer.examples import GLOBAL, Example, ExampleStore

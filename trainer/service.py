@@ -21,7 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from copyflow.plugins.generators.hf import TransformersSpec
+from copyflow.plugins.generators.spec import TransformersSpec
 from copyflow.plugins.review import CopyReviewer
 from copyflow.plugins.transport.connection import client_options
 from copyflow.plugins.transport.health import Check, HealthServer, Status

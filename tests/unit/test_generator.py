@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from copyflow.plugins.generators import GenerationRequest, get_prompt
-from copyflow.plugins.generators.hf import TransformersGenerator, model_revision
+from copyflow.plugins.generators.hf import TransformersGenerator
+from copyflow.plugins.generators.spec import model_revision
 from copyflow.schemas import Product
 
 

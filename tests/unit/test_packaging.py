@@ -3,6 +3,7 @@ site-packages; the repository's top-level folders are its subpackages."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,8 +24,16 @@ def test_each_top_level_folder_is_a_subpackage_of_copyflow(name: str) -> None:
 
 
 def test_the_wheel_installs_only_the_copyflow_package(tmp_path: Path) -> None:
+    # Built from a copy: an in-tree build would leave (and later reuse) build/ in the checkout.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for folder in (*FOLDERS, "copyflow"):
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(REPO / folder, source / folder, symlinks=True, ignore=ignore)
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-    subprocess.run([*build, "-w", str(tmp_path), str(REPO)], check=True, cwd=tmp_path)
+    subprocess.run([*build, "-w", str(tmp_path), str(source)], check=True, cwd=tmp_path)
     [wheel] = tmp_path.glob("copyflow-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {

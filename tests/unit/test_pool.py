@@ -15,7 +15,8 @@ import torch
 
 from copyflow.consumer.pool import PoolError, WorkerPool
 from copyflow.plugins.generators import GenerationRequest, GenerationResult
-from copyflow.plugins.generators.hf import TransformersGenerator, TransformersSpec
+from copyflow.plugins.generators.hf import TransformersGenerator
+from copyflow.plugins.generators.spec import TransformersSpec
 from copyflow.plugins.transport.dead_letters import DeadLetter
 from copyflow.schemas import Product
 
