@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Callable
 
 import faust
 import mode
 
 from copyflow.consumer.adapters import AdapterRouter, AdapterStats, ControlListener
-from copyflow.consumer.app import Copywriter, create_app
+from copyflow.consumer.app import BatchReport, Copywriter, create_app
 from copyflow.consumer.cache import CacheStats, CopyCache, RedisGuard, connect
 from copyflow.consumer.metrics import FlowStats, StatsCollector, metrics_registry
 from copyflow.consumer.pipeline import Pipeline
 from copyflow.consumer.pool import WorkerPool
 from copyflow.plugins.transport.health import Check, HealthServer, Status
 from copyflow.plugins.transport.sink import ProducerService
-from copyflow.plugins.transport.source import BatchSource
+from copyflow.plugins.transport.source import BatchSource, Records
 from copyflow.plugins.transport.topics import ensure_topics
 from copyflow.schemas import Settings
 from copyflow.schemas.settings import setting_error
@@ -77,50 +78,67 @@ def worker_checks(source: BatchSource, pool: WorkerPool, cache: CopyCache | None
     ]
 
 
-def run_worker(settings: Settings, pipeline: Pipeline, pool: WorkerPool) -> None:
+def run_worker(
+    settings: Settings,
+    make_pipeline: Callable[[], Pipeline],
+    make_pool: Callable[[], WorkerPool],
+) -> None:
     """Raises BrokerUnavailable, PoolError or SettingsError before consuming anything if
-    the broker, the model or the HTTP port cannot be used."""
+    the broker, the model or the HTTP port cannot be used.
+
+    The group join starts first and runs while the pipeline and the pool are made (in
+    threads: torch's import and the dtype measurement) and the model loads: a restarted
+    worker is back in its group as soon as the broker lets it."""
     ensure_topics(settings.kafka, settings.topics)
     # Everything runs on the loop faust will run: the model loads before faust starts, so a
     # model that cannot load stops the command with that reason, not a crashed processor.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    cache = build_cache(settings)
-    if cache is not None and loop.run_until_complete(cache.guard.run(cache.client.ping)):
-        log.info("cache: Redis answers")
-    flow = FlowStats()
-    adapters = AdapterStats()
-    collector = StatsCollector(
-        flow, pool.stats, pool.capacity, cache.stats if cache else None, adapters
-    )
     app = create_app(settings)
-    router = AdapterRouter(pool, adapters)
-    control = ControlListener(settings.kafka, settings.topics.control, router)
-    sink = ProducerService(settings.kafka, client_id=f"{settings.kafka.group_id}-worker")
-    copywriter = Copywriter(settings, pipeline, pool, cache, flow, sink, router)
+    copywriter: Copywriter | None = None
+
+    async def handle(records: Records) -> BatchReport:
+        assert copywriter is not None, "records before the worker was made"
+        return await copywriter.process(records)
+
     source = BatchSource(
         settings.kafka,
         settings.topics.products,
-        copywriter.process,
+        handle,
         take=settings.worker.take_batch,
         take_within_s=settings.worker.take_within_s,
         on_crash=app.crash,
     )
-    http = settings.metrics
-    health = HealthServer(
-        http.host, http.port, worker_checks(source, pool, cache), metrics_registry(collector)
-    )
-    if http.port:
-        try:
-            loop.run_until_complete(health.start())
-        except OSError as exc:
-            raise setting_error(("metrics", "port"), f"cannot serve HTTP: {exc}") from None
-    # The group join runs while the model loads: a restarted worker is back in seconds.
+    loop.run_until_complete(source.join())
     try:
-        loop.run_until_complete(asyncio.gather(source.join(), pool.start()))
+        cache = build_cache(settings)
+        if cache is not None and loop.run_until_complete(cache.guard.run(cache.client.ping)):
+            log.info("cache: Redis answers")
+        pipeline, pool = loop.run_until_complete(
+            asyncio.gather(asyncio.to_thread(make_pipeline), asyncio.to_thread(make_pool))
+        )
+        flow = FlowStats()
+        adapters = AdapterStats()
+        collector = StatsCollector(
+            flow, pool.stats, pool.capacity, cache.stats if cache else None, adapters
+        )
+        http = settings.metrics
+        health = HealthServer(
+            http.host, http.port, worker_checks(source, pool, cache), metrics_registry(collector)
+        )
+        if http.port:
+            try:
+                loop.run_until_complete(health.start())
+            except OSError as exc:
+                raise setting_error(("metrics", "port"), f"cannot serve HTTP: {exc}") from None
+        loop.run_until_complete(pool.start())
     except BaseException:
         loop.run_until_complete(source.leave())
         raise
+    router = AdapterRouter(pool, adapters)
+    control = ControlListener(settings.kafka, settings.topics.control, router)
+    sink = ProducerService(settings.kafka, client_id=f"{settings.kafka.group_id}-worker")
+    copywriter = Copywriter(settings, pipeline, pool, cache, flow, sink, router)
     # They start in order (the adapters in use are loaded before the first product is read)
     # and stop in reverse: the source finishes its batch, then the pool, then the producer.
     app.services += [sink, PoolService(pool), control, source]

@@ -15,6 +15,8 @@ from copyflow.plugins.transport.topics import BrokerUnavailable
 from copyflow.schemas import Product, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from copyflow.consumer.pipeline import Pipeline
+    from copyflow.consumer.pool import WorkerPool
     from copyflow.trainer.bootstrap import Bootstrap
 
 log = logging.getLogger("copyflow")
@@ -22,9 +24,19 @@ log = logging.getLogger("copyflow")
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from copyflow.consumer.worker import run_worker
-    from copyflow.wiring import build_pipeline, build_pool
 
-    run_worker(settings, build_pipeline(settings), build_pool(settings))
+    # The wiring (and torch with it) is imported by these, while the worker joins its group.
+    def pipeline() -> Pipeline:
+        from copyflow.wiring import build_pipeline
+
+        return build_pipeline(settings)
+
+    def pool() -> WorkerPool:
+        from copyflow.wiring import build_pool
+
+        return build_pool(settings)
+
+    run_worker(settings, pipeline, pool)
     return 0
 
 

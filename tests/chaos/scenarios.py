@@ -62,65 +62,68 @@ def sigkill_loop(size: Size) -> Verdict:
         return cluster.verdict()
 
 
-def broker_pause(size: Size) -> Verdict:
-    """The broker stops answering (SIGSTOP) for fault_s mid-run, then comes back."""
-    with Cluster("broker-pause") as cluster:
+def _fault_mid_run(
+    name: str, size: Size, fault: Callable[[Cluster, WorkerProcess], None]
+) -> Verdict:
+    """One worker over size.events events; fault() strikes once it has committed a batch
+    while events are left, and every event is then verified."""
+    with Cluster(name) as cluster:
         cluster.send_products(size.events)
         worker = cluster.start_worker(**STATIC)
         _first_commit(cluster, worker)
         cluster.require_work_left()
+        fault(cluster, worker)
+        cluster.wait_until_done(size.timeout_s)
+        return cluster.verdict()
+
+
+def broker_pause(size: Size) -> Verdict:
+    """The broker stops answering (SIGSTOP) for fault_s mid-run, then comes back."""
+
+    def fault(cluster: Cluster, worker: WorkerProcess) -> None:
         assert cluster.broker.pid is not None
         pause(cluster.broker.pid)
         time.sleep(size.fault_s)
         resume(cluster.broker.pid)
-        cluster.wait_until_done(size.timeout_s)
-        return cluster.verdict()
+
+    return _fault_mid_run("broker-pause", size, fault)
 
 
 def redis_outage(size: Size) -> Verdict:
     """Redis stops for fault_s mid-run and starts again, empty, on the same port."""
-    with Cluster("redis-outage") as cluster:
-        cluster.send_products(size.events)
-        worker = cluster.start_worker(**STATIC)
-        _first_commit(cluster, worker)
-        cluster.require_work_left()
+
+    def fault(cluster: Cluster, worker: WorkerProcess) -> None:
         cluster.redis.stop()
         time.sleep(size.fault_s)
         cluster.redis.start()
-        cluster.wait_until_done(size.timeout_s)
-        return cluster.verdict()
+
+    return _fault_mid_run("redis-outage", size, fault)
 
 
 def hung_generator(size: Size) -> Verdict:
     """The generator processes stop (SIGSTOP) for fault_s mid-batch, then go on."""
-    with Cluster("hung-generator") as cluster:
-        cluster.send_products(size.events)
-        worker = cluster.start_worker(**STATIC)
-        _first_commit(cluster, worker)
-        cluster.require_work_left()
+
+    def fault(cluster: Cluster, worker: WorkerProcess) -> None:
         hung = generator_pids(worker)
         for pid in hung:
             pause(pid)
         time.sleep(size.fault_s)
         for pid in hung:
             resume(pid)
-        cluster.wait_until_done(size.timeout_s)
-        return cluster.verdict()
+
+    return _fault_mid_run("hung-generator", size, fault)
 
 
 def crashing_generator(size: Size) -> Verdict:
     """The generator processes are SIGKILLed mid-batch, three times; the worker lives on."""
-    with Cluster("crashing-generator") as cluster:
-        cluster.send_products(size.events)
-        worker = cluster.start_worker(**STATIC)
-        _first_commit(cluster, worker)
-        cluster.require_work_left()
+
+    def fault(cluster: Cluster, worker: WorkerProcess) -> None:
         for _ in range(3):
             for pid in generator_pids(worker):
                 send_signal(pid, signal.SIGKILL)
             time.sleep(2)
-        cluster.wait_until_done(size.timeout_s)
-        return cluster.verdict()
+
+    return _fault_mid_run("crashing-generator", size, fault)
 
 
 def two_workers(size: Size) -> Verdict:
