@@ -213,6 +213,9 @@ class CopyCache:
         self.sleep = sleep
         self.member = member or f"anonymous-{uuid.uuid4().hex[:12]}"
         self.owner = f"{self.member}/{uuid.uuid4().hex}"
+        self._mark_key = owner_key(settings.prefix, self.owner)
+        self._lock_ms = max(1, int(settings.lock_ttl_s * 1000))
+        self._mark_ms = max(1, int(settings.owner_ttl_s * 1000))
         self._release = client.register_script(_RELEASE)
         self._set_all = client.register_script(_SET_ALL)
         self._renew = client.register_script(_RENEW)
@@ -318,14 +321,11 @@ class CopyCache:
         it. An empty answer (Redis trouble) leaves every key to this worker."""
         if not keys:
             return {}
-        ttl_ms = max(1, int(self.settings.lock_ttl_s * 1000))
-        mark_ms = max(1, int(self.settings.owner_ttl_s * 1000))
 
         async def claim() -> list[Any]:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.set(owner_key(self.settings.prefix, self.owner), "1", px=mark_ms)
+            pipe = self._marked_pipeline()
             for key in keys:
-                pipe.set(f"{key}:lock", self.owner, nx=True, px=ttl_ms)
+                pipe.set(f"{key}:lock", self.owner, nx=True, px=self._lock_ms)
             return list(await pipe.execute())[1:]
 
         answers = await self.guard.run(claim)
@@ -353,14 +353,9 @@ class CopyCache:
 
     async def _keep_renewed(self, keys: Sequence[str]) -> None:
         """Renew this owner's liveness mark and its locks on keys until cancelled."""
-        settings = self.settings
-        interval = min(settings.lock_ttl_s, settings.owner_ttl_s) / 3
-        names = [owner_key(settings.prefix, self.owner), *(f"{key}:lock" for key in keys)]
-        args: list[str | int] = [
-            self.owner,
-            max(1, int(settings.owner_ttl_s * 1000)),
-            max(1, int(settings.lock_ttl_s * 1000)),
-        ]
+        interval = min(self._lock_ms, self._mark_ms) / 3000
+        names = [self._mark_key, *(f"{key}:lock" for key in keys)]
+        args: list[str | int] = [self.owner, self._mark_ms, self._lock_ms]
         while True:
             await self.sleep(interval)
             await self.guard.run(lambda: self._renew(keys=names, args=args))
@@ -404,6 +399,13 @@ class CopyCache:
             await self._store(list(zip(orphans, outcomes, strict=True)))
         return results
 
+    def _marked_pipeline(self) -> Any:
+        """A pipeline whose first command refreshes this owner's liveness mark: every lock
+        taken goes with a fresh mark."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self._mark_key, "1", px=self._mark_ms)
+        return pipe
+
     def _is_gone(self, owner: str, marked: bool) -> bool:
         """Whether a lock's owner can no longer deliver: its liveness mark expired, or it is
         an earlier session of this worker's own member (this worker restarted)."""
@@ -414,15 +416,12 @@ class CopyCache:
         """The keys whose locks this owner took from the owners seen holding them."""
         if not owners:
             return []
-        ttl_ms = max(1, int(self.settings.lock_ttl_s * 1000))
-        mark_ms = max(1, int(self.settings.owner_ttl_s * 1000))
 
         async def take() -> list[Any]:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.set(owner_key(self.settings.prefix, self.owner), "1", px=mark_ms)
+            pipe = self._marked_pipeline()
             for key, owner in owners.items():
                 await self._take_over(
-                    keys=[f"{key}:lock"], args=[owner, self.owner, ttl_ms], client=pipe
+                    keys=[f"{key}:lock"], args=[owner, self.owner, self._lock_ms], client=pipe
                 )
             return list(await pipe.execute())[1:]
 
@@ -459,31 +458,23 @@ class CopyCache:
             for key in keys:
                 pipe.get(f"{key}:lock")
             pipe.mget(keys)
-            answers = list(await pipe.execute())
-            owners = sorted({_text(owner) for owner in answers[:-1] if owner is not None})
-            if owners:
-                prefix = self.settings.prefix
-                pipe = self.client.pipeline(transaction=False)
-                for owner in owners:
-                    pipe.exists(owner_key(prefix, owner))
-                marks = list(await pipe.execute())
-            else:
-                marks = []
-            return [answers, dict(zip(owners, marks, strict=True))]
+            *locks, values = await pipe.execute()
+            owners = {key: _text(lock) for key, lock in zip(keys, locks, strict=True) if lock}
+            distinct = sorted(set(owners.values()))
+            pipe = self.client.pipeline(transaction=False)
+            for owner in distinct:
+                pipe.exists(owner_key(self.settings.prefix, owner))
+            marks = await pipe.execute() if distinct else []
+            return [values, owners, dict(zip(distinct, marks, strict=True))]
 
         answered = await self.guard.run(poll)
         if answered is None:
             return None
-        answers, marks = answered
+        values, owners, marks = answered
         found = {
             key: result
-            for key, raw in zip(keys, answers[-1], strict=True)
+            for key, raw in zip(keys, values, strict=True)
             if raw is not None and (result := decode_copy(raw)) is not None
-        }
-        owners = {
-            key: _text(owner)
-            for key, owner in zip(keys, answers[:-1], strict=True)
-            if owner is not None
         }
         gone = {key for key, owner in owners.items() if self._is_gone(owner, bool(marks[owner]))}
         return found, owners, gone

@@ -51,15 +51,6 @@ def worker_checks(source: BatchSource, pool: WorkerPool, cache: CopyCache | None
     group is joined (partitions held, or none left for it), the generator pool is up. Redis is
     reported, not required: without it the worker generates everything."""
 
-    async def broker() -> Status:
-        # A metadata round trip, bounded by the check's timeout.
-        answers = await source.broker_answers()
-        return Status(True, "answers") if answers else Status(False, "not connected yet")
-
-    async def partitions() -> Status:
-        held = source.membership
-        return Status(False, "joining the group") if held is None else Status(True, held)
-
     async def generators() -> Status:
         return Status(*pool.readiness())
 
@@ -71,8 +62,7 @@ def worker_checks(source: BatchSource, pool: WorkerPool, cache: CopyCache | None
         return Status(False, f"unavailable; retried every {cache.guard.retry_after_s:g}s")
 
     return [
-        Check("broker", broker),
-        Check("partitions", partitions),
+        *source.checks(),
         Check("generator_pool", generators),
         Check("redis", redis, gating=False),
     ]

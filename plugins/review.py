@@ -15,6 +15,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from copyflow.plugins.candidates import (
     clean_description,
@@ -105,7 +106,7 @@ class CopyReviewer:
         self.banned_phrases = tuple(banned_phrases)
         self.judge = Judge(banned_phrases)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """What the verdicts depend on besides the copy, product and channel."""
         text = "\x1f".join([CHECKS_VERSION, *self.banned_phrases])

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from copyflow.plugins.review import CopyReviewer
 from copyflow.plugins.transport.connection import client_options
 from copyflow.plugins.transport.health import Check, HealthServer, Status
 from copyflow.plugins.transport.sink import new_producer
-from copyflow.plugins.transport.source import GroupMembership, next_offsets
+from copyflow.plugins.transport.source import GroupMembership, group_checks, next_offsets
 from copyflow.plugins.transport.topics import ensure_topics
 from copyflow.schemas import AdapterReleased, LayoutsReleased, Settings
 from copyflow.schemas.settings import KafkaSettings, TrainerSettings, setting_error
@@ -106,6 +107,13 @@ async def announce(kafka: KafkaSettings, topic: str, event: ControlEvent) -> Non
 TrainFn = Callable[[str | None], Trained]
 
 
+@dataclass(frozen=True)
+class _Training:
+    scope: str | None  # None: the global adapter
+    counted: int  # its examples when it started
+    task: asyncio.Future[Trained]
+
+
 class Trainer:
     def __init__(
         self,
@@ -128,7 +136,7 @@ class Trainer:
         self._unannounced: set[str | None] = set()
         self.ledger = LayoutLedger(trainer.registry_dir)
         self._layouts_due: set[str | None] = set()  # scopes with new examples since learned
-        self.training: str | None = None  # the scope being trained now
+        self.training: _Training | None = None  # the one training under way
 
     async def run(self) -> None:
         kafka, topics = self.settings.kafka, self.settings.topics
@@ -154,9 +162,6 @@ class Trainer:
         await consumer.start()
         consumer.subscribe([topics.suggestions, topics.feedback], listener=membership)
         await producer.start()
-        training: asyncio.Task[Trained] | None = None
-        scope: str | None = None
-        counted = 0
         check_at = 0.0  # reading every scope's examples costs: only after news, or now and then
         try:
             while not self.stopping.is_set():
@@ -175,12 +180,10 @@ class Trainer:
                     await asyncio.to_thread(self._bootstrap_due)
                 await self._update_layouts(producer)
                 await self._announce_pending(producer)
-                if training is not None and training.done():
-                    await self._finished(scope, counted, training)
-                    training = None
-                    self.training = None
+                if self.training is not None and self.training.task.done():
+                    await self._finished()
                     check_at = 0.0
-                if training is None and time.monotonic() >= check_at:
+                if self.training is None and time.monotonic() >= check_at:
                     check_at = time.monotonic() + 30
                     due = self.schedule.due()
                     if due:
@@ -189,12 +192,13 @@ class Trainer:
                         log.info(
                             "training %s on %d examples", scope or "the global adapter", counted
                         )
-                        training = asyncio.ensure_future(asyncio.to_thread(self.train, scope))
-                        self.training = scope or "the global adapter"
-            if training is not None:
+                        task = asyncio.ensure_future(asyncio.to_thread(self.train, scope))
+                        self.training = _Training(scope, counted, task)
+            if self.training is not None:
+                scope = self.training.scope
                 log.info("stopping once the training of %s has finished", scope or "global")
-                await asyncio.wait([training])
-                await self._finished(scope, counted, training)
+                await asyncio.wait([self.training.task])
+                await self._finished()
             await self._announce_pending(producer)
         finally:
             await health.stop()
@@ -206,16 +210,10 @@ class Trainer:
         """/readyz: ready while the broker answers and the feedback group is joined; what it
         trains and what it has yet to announce are reported."""
 
-        async def broker() -> Status:
-            await consumer.topics()  # a metadata round trip, bounded by the check's timeout
-            return Status(True, "answers")
-
-        async def partitions() -> Status:
-            held = membership.describe()
-            return Status(False, "joining the group") if held is None else Status(True, held)
-
         async def training() -> Status:
-            return Status(True, f"training {self.training}" if self.training else "idle")
+            if self.training is None:
+                return Status(True, "idle")
+            return Status(True, f"training {self.training.scope or 'the global adapter'}")
 
         async def announcements() -> Status:
             pending = sorted(scope or "global" for scope in self._unannounced)
@@ -223,8 +221,7 @@ class Trainer:
             return Status(not pending, detail)
 
         return [
-            Check("broker", broker),
-            Check("partitions", partitions),
+            *group_checks(lambda: consumer, membership),
             Check("training", training, gating=False),
             Check("announcements", announcements, gating=False),
         ]
@@ -253,12 +250,14 @@ class Trainer:
             )
         return result
 
-    async def _finished(
-        self, scope: str | None, counted: int, training: asyncio.Task[Trained]
-    ) -> None:
+    async def _finished(self) -> None:
+        """Record the training that has just finished, and queue its release's announcement."""
+        assert self.training is not None
+        scope, counted, task = self.training.scope, self.training.counted, self.training.task
+        self.training = None
         self.schedule.trained(scope, counted)
         try:
-            trained = training.result()
+            trained = task.result()
         except Exception:
             log.exception("training %s failed", scope or "the global adapter")
             return

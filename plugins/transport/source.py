@@ -3,7 +3,7 @@
 faust-streaming's per-event stream machinery (an Event object, a queue hop and sensor calls per
 record) measured at 20-45% of what its own Kafka client reaches on these machines: as much
 again as all of a cache hit's own work. So the worker reads batches with aiokafka, the client
-faust runs on, and commits offsets itself; faust still runs the worker, its producer and its
+faust runs on, and commits offsets itself; faust still runs the worker's start-up, signals and
 shutdown.
 """
 
@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.structs import OffsetAndMetadata
 
 from copyflow.plugins.transport.connection import client_options
+from copyflow.plugins.transport.health import Check, Status
 from copyflow.schemas.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,26 @@ class GroupMembership(ConsumerRebalanceListener):
         if not self.settled:
             return None
         return ", ".join(self.held) or "none (the group has more members than partitions)"
+
+
+def group_checks(
+    consumer: Callable[[], AIOKafkaConsumer | None], membership: GroupMembership
+) -> list[Check]:
+    """Readiness of a consumer in a group: the broker answers a metadata round trip (bounded
+    by the check's timeout) and the consumer is a settled member."""
+
+    async def broker() -> Status:
+        client = consumer()
+        if client is None:
+            return Status(False, "not connected yet")
+        await client.topics()
+        return Status(True, "answers")
+
+    async def partitions() -> Status:
+        held = membership.describe()
+        return Status(False, "joining the group") if held is None else Status(True, held)
+
+    return [Check("broker", broker), Check("partitions", partitions)]
 
 
 class _FinishBeforeRevoke(GroupMembership):
@@ -106,17 +127,9 @@ class BatchSource(mode.Service):
         assert self._consumer is not None, "BatchSource has not started"
         return self._consumer
 
-    async def broker_answers(self) -> bool:
-        """A metadata round trip to the brokers (False before the consumer exists)."""
-        if self._consumer is None:
-            return False
-        await self._consumer.topics()
-        return True
-
-    @property
-    def membership(self) -> str | None:
-        """None while joining or rebalancing; else the partitions held (maybe none)."""
-        return self._membership.describe()
+    def checks(self) -> list[Check]:
+        """Its readiness: the broker answers and the group is joined."""
+        return group_checks(lambda: self._consumer, self._membership)
 
     async def join(self) -> None:
         """Start the consumer and subscribe: the group join then runs in the background, so
