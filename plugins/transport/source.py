@@ -17,6 +17,7 @@ from typing import Any, TypeAlias
 
 import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
 from copyflow.plugins.transport.connection import client_options
@@ -187,6 +188,21 @@ class BatchSource(mode.Service):
                 break
         return records
 
+    async def _commit(self, records: Records) -> None:
+        """Commit a handled batch. When the group moved its partitions on meanwhile (this
+        member missed a rebalance while it worked), the commit is refused; the batch's outputs
+        are out, and the partitions' new owner handles its records again (at-least-once, same
+        suggestion ids): nothing to stop the worker for."""
+        try:
+            await self.consumer.commit(next_offsets(records))
+        except CommitFailedError as exc:
+            log.warning(
+                "%d records handled but not committed, the group rebalanced meanwhile; their "
+                "partitions' new owner handles them again: %s",
+                len(records),
+                str(exc).splitlines()[0],
+            )
+
     @mode.Service.task
     async def _run(self) -> None:
         while not self.should_stop:
@@ -202,7 +218,7 @@ class BatchSource(mode.Service):
                     continue
                 try:
                     await self.handle(records)
-                    await self.consumer.commit(next_offsets(records))
+                    await self._commit(records)
                 except Exception as exc:
                     # Nothing of this batch was committed: stop the worker so that a restart
                     # resumes from the last committed offset instead of skipping these records.

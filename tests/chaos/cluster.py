@@ -36,6 +36,7 @@ class Verdict:
     duplicates: int
     crashes: int
     restart_s: list[float] = field(default_factory=list)  # restart -> first committed batch
+    crash_logs: list[str] = field(default_factory=list, repr=False)
 
     def as_row(self) -> dict[str, object]:
         restarts = sorted(self.restart_s)
@@ -71,7 +72,6 @@ class Cluster:
         self.extra_env = worker_env
         self.workers: list[WorkerProcess] = []
         self.sent: list[tuple[bytes | None, bytes]] = []
-        self.crashes = 0
         self.restart_s: list[float] = []
         self._next_product = 0
 
@@ -87,11 +87,12 @@ class Cluster:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        keep = exc is not None or bool(self.crashed())  # a failed scenario keeps its logs
         for worker in self.workers:
             worker.stop()
         self.redis.stop()
         self.broker.stop()
-        if exc is None:  # a failed scenario keeps its logs for reading
+        if not keep:
             shutil.rmtree(self.directory, ignore_errors=True)
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -138,14 +139,12 @@ class Cluster:
     def restart(self, **extra: str) -> WorkerProcess:
         """A new worker; records the seconds until the group commits past where it stood
         (more events are sent first if too few are left for it to commit)."""
-        if self.committed() > len(self.sent) - 100:
-            self.send_products(300)
+        self.keep_busy()
         before = self.committed()
         worker = self.start_worker(**extra)
         started = time.monotonic()
         while self.committed() <= before:
-            if worker.process.poll() is not None:
-                self.crashes += 1
+            if worker.process.poll() is not None:  # counted by crashed()
                 return worker
             if time.monotonic() - started > 300:
                 raise AssertionError(f"no commit 300 s after a restart\n{worker.log_tail()}")
@@ -153,12 +152,14 @@ class Cluster:
         self.restart_s.append(round(time.monotonic() - started, 2))
         return worker
 
-    def count_crashes(self) -> None:
-        """Workers that exited by themselves (not stopped or killed by the scenario)."""
-        for worker in self.workers:
-            code = worker.process.poll()
-            if code not in (None, 0, -signal.SIGKILL, -signal.SIGTERM):
-                self.crashes += 1
+    def crashed(self) -> list[str]:
+        """Workers that exited by themselves or failed to stop cleanly (SIGKILLed ones
+        excepted), each with its exit code and the end of its log."""
+        return [
+            f"{worker.log.name} exited {code}:\n{worker.log_tail(20)}"
+            for worker in self.workers
+            if (code := worker.process.poll()) not in (None, 0, -signal.SIGKILL)
+        ]
 
     # -- events ---------------------------------------------------------------------------
 
@@ -168,6 +169,12 @@ class Cluster:
         start = self._next_product
         self._next_product += count
         self.send([encoded(product_event(i)) for i in range(start, start + count)])
+
+    def keep_busy(self) -> None:
+        """Send more events when fewer than a few batches' worth are left uncommitted, so a
+        fault or a restart lands while there is work."""
+        if self.committed() > len(self.sent) - 100:
+            self.send_products(300)
 
     def require_work_left(self) -> None:
         """Before a fault: it must land while events are still being processed."""
@@ -233,7 +240,7 @@ class Cluster:
         for key, value in self.sent:
             if not (made.get(_event_id(value) or "", 0) or dead.get((key, value), 0)):
                 lost += 1
-        self.count_crashes()
+        crashed = self.crashed()
         return Verdict(
             scenario=self.name,
             events=len(self.sent),
@@ -241,8 +248,9 @@ class Cluster:
             dead_letters=sum(dead.values()),
             lost=lost,
             duplicates=sum(n - 1 for n in made.values()) + sum(n - 1 for n in dead.values()),
-            crashes=self.crashes,
+            crashes=len(crashed),
             restart_s=self.restart_s,
+            crash_logs=crashed,
         )
 
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 def test_no_event_is_lost_and_no_worker_crashes(name: str) -> None:
     verdict = SCENARIOS[name](SMALL)
     assert verdict.lost == 0, verdict
-    assert verdict.crashes == 0, verdict
+    assert verdict.crashes == 0, "\n".join(verdict.crash_logs)
     assert verdict.suggestions + verdict.dead_letters >= verdict.events, verdict
     if name == "malformed":
         assert verdict.dead_letters == SMALL.malformed, verdict
