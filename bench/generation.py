@@ -1,12 +1,16 @@
 """Generation throughput: copyflow's worker pool against the naive path, side by side.
 
 (a) naive: one transformers ``pipeline("text-generation")`` call per product, with the same
-    prompt, model, dtype and greedy decoding, as a typical integration writes it;
+    prompt, model and greedy decoding, in transformers' default dtype (float32 on a CPU), as a
+    typical integration writes it;
 (b) copyflow: the same products through the worker pool (one process per device slot,
-    micro-batches grouped by prompt length, shared prompt prefix computed once per batch).
+    micro-batches grouped by prompt length, shared prompt prefix computed once per batch), in
+    the dtype a worker chooses (``model.dtype = auto``: on a CPU, bfloat16 only where this CPU
+    runs it clearly faster). Where that is not float32, the pool also runs in float32, so the
+    kernels' share and the dtype's share of the ratio show apart.
 
-Prints products/s and tokens/s for both, the ratio, how many greedy outputs are identical, and
-peak memory; on a GPU it also runs the pool at larger batch sizes.
+Prints products/s and tokens/s for both, the ratio, how many greedy outputs are identical to
+the naive path's, and peak memory; on a GPU it also runs the pool at larger batch sizes.
 
 Then, side by side in one pool: a tenant served by the base model with the workers' prompt
 (v3), and the same tenant served by a trained LoRA adapter with its own short prompt (s1).
@@ -15,6 +19,7 @@ The adapter is --adapter (a folder trained with --adapter-prompt), else one trai
 object.
 
     python -m bench.generation [--quick] [--products 64] [--batch-sizes 64] [--dtype D]
+        [--naive-dtype D]
         [--adapter DIR] [--adapter-prompt s1] [--adapter-examples 200] [--no-adapter] [--output F]
 """
 
@@ -35,17 +40,18 @@ from bench.common import myntra_products, peak_rss_mb, report
 from copyflow.consumer.pool import WorkerPool, resolve_devices
 from copyflow.plugins.generators import GenerationRequest, GenerationResult
 from copyflow.plugins.generators.smollm2 import prepare_default_model
-from copyflow.plugins.generators.spec import TransformersSpec
+from copyflow.plugins.generators.spec import DTYPES, TransformersSpec, generation_dtype
 from copyflow.schemas import Settings
 
 
 def run_naive(
-    spec: TransformersSpec, requests: list[GenerationRequest], device: str
+    spec: TransformersSpec, requests: list[GenerationRequest], device: str, dtype: str
 ) -> tuple[list[str], float, int]:
-    ours = spec.build("cpu")  # only to render the identical prompts and count tokens
+    ours = replace(spec, dtype=dtype).build("cpu")  # only to render the prompts, count tokens
     prompts = [ours.render(r) for r in requests]
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[spec.dtype]
-    generate: Any = pipeline("text-generation", model=spec.location, device=device, dtype=dtype)
+    generate: Any = pipeline(
+        "text-generation", model=spec.location, device=device, dtype=DTYPES[dtype]
+    )
     texts = []
     started = time.perf_counter()
     for prompt in prompts:
@@ -80,6 +86,41 @@ async def run_pool(
         return results, time.perf_counter() - started, load_s
     finally:
         await pool.close()
+
+
+def pool_row(
+    spec: TransformersSpec,
+    devices: list[str],
+    batch: list[GenerationRequest],
+    batch_size: int,
+    naive_texts: list[str],
+    naive_rate: float,
+) -> dict[str, Any]:
+    """The pool's figures for one batch size and dtype, against the naive path's."""
+    results, pool_s, load_s = asyncio.run(run_pool(spec, devices, batch, batch_size))
+    generated = [r for r in results if isinstance(r, GenerationResult)]
+    rate = len(batch) / pool_s
+    identical = sum(
+        a == r.raw_text
+        for a, r in zip(naive_texts, results, strict=False)
+        if isinstance(r, GenerationResult)
+    )
+    row = {
+        "dtype": spec.dtype,
+        "products": len(batch),
+        "products_per_s": round(rate, 3),
+        "tokens_per_s": round(sum(r.new_tokens for r in generated) / pool_s, 1),
+        "ratio": round(rate / naive_rate, 2),
+        "identical_outputs": identical,
+        "failed": len(results) - len(generated),
+        "pool_start_s": round(load_s, 1),
+    }
+    print(
+        f"copyflow b={batch_size:<4} {spec.dtype:<9}{rate:8.2f} products/s  "
+        f"{row['tokens_per_s']:9.1f} tokens/s  ratio {rate / naive_rate:6.2f}x  "
+        f"identical {identical}/{len(naive_texts)}"
+    )
+    return row
 
 
 def train_bench_adapter(location: str, prompt: str, examples: int, folder: Path) -> float:
@@ -147,8 +188,14 @@ def main() -> None:
     parser.add_argument("--devices", default="auto", help="pool devices, as pool.devices")
     parser.add_argument(
         "--dtype",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="the pool's, resolved as a worker resolves model.dtype (default auto)",
+    )
+    parser.add_argument(
+        "--naive-dtype",
         choices=["float32", "bfloat16"],
-        help="for both paths; default float32 on CPU, bfloat16 on a GPU",
+        help="the naive path's; default transformers' own: float32 on a CPU (bfloat16 on a GPU)",
     )
     parser.add_argument("--adapter", type=Path, help="a trained adapter folder to serve")
     parser.add_argument("--adapter-prompt", default="s1", help="the prompt it was trained with")
@@ -165,7 +212,8 @@ def main() -> None:
     batch_sizes = [
         int(b) for b in (args.batch_sizes or ("64,128,256,512" if cuda else "64")).split(",")
     ]
-    dtype = args.dtype or ("bfloat16" if cuda else "float32")
+    dtype = generation_dtype(args.dtype, devices[0])
+    naive_dtype = args.naive_dtype or ("bfloat16" if cuda else "float32")
     spec = TransformersSpec(
         location=str(prepare_default_model(Settings().model.cache_dir)),
         prompt_version="v1",
@@ -176,43 +224,38 @@ def main() -> None:
     products = myntra_products(max(count, *batch_sizes) if cuda else count)
     requests = [GenerationRequest(p, "default") for p in products]
 
-    naive_texts, naive_s, naive_tokens = run_naive(spec, requests[:count], devices[0])
+    naive_texts, naive_s, naive_tokens = run_naive(spec, requests[:count], devices[0], naive_dtype)
     naive_rate = count / naive_s
     figures: dict[str, Any] = {
         "benchmark": "generation",
         "device": "cuda" if cuda else "cpu",
         "devices": devices,
         "dtype": dtype,
+        "naive_dtype": naive_dtype,
         "products": count,
         "max_new_tokens": args.max_new_tokens,
         "naive_products_per_s": round(naive_rate, 3),
         "naive_tokens_per_s": round(naive_tokens / naive_s, 1),
         "by_batch_size": {},
     }
-    print(f"naive            {naive_rate:8.2f} products/s  {naive_tokens / naive_s:9.1f} tokens/s")
+    print(
+        f"naive {naive_dtype:<9}  {naive_rate:8.2f} products/s  "
+        f"{naive_tokens / naive_s:9.1f} tokens/s"
+    )
     for batch_size in batch_sizes:
         batch = requests[: max(count, batch_size)] if cuda else requests[:count]
-        results, pool_s, load_s = asyncio.run(run_pool(spec, devices, batch, batch_size))
-        generated = [r for r in results if isinstance(r, GenerationResult)]
-        rate = len(batch) / pool_s
-        identical = sum(
-            a == r.raw_text
-            for a, r in zip(naive_texts, results, strict=False)
-            if isinstance(r, GenerationResult)
+        figures["by_batch_size"][str(batch_size)] = pool_row(
+            spec, devices, batch, batch_size, naive_texts, naive_rate
         )
-        figures["by_batch_size"][str(batch_size)] = {
-            "products": len(batch),
-            "products_per_s": round(rate, 3),
-            "tokens_per_s": round(sum(r.new_tokens for r in generated) / pool_s, 1),
-            "ratio": round(rate / naive_rate, 2),
-            "identical_outputs": identical,
-            "failed": len(results) - len(generated),
-            "pool_start_s": round(load_s, 1),
-        }
-        print(
-            f"copyflow b={batch_size:<4} {rate:8.2f} products/s  "
-            f"{figures['by_batch_size'][str(batch_size)]['tokens_per_s']:9.1f} tokens/s  "
-            f"ratio {rate / naive_rate:6.2f}x  identical {identical}/{count}"
+    if dtype != "float32" and not cuda:
+        # The same pool in float32: how much of the ratio is the kernels', how much the dtype's.
+        figures["float32_pool"] = pool_row(
+            replace(spec, dtype="float32"),
+            devices,
+            requests[:count],
+            batch_sizes[0],
+            naive_texts,
+            naive_rate,
         )
     first = figures["by_batch_size"][str(batch_sizes[0])]
     figures["ratio"] = first["ratio"]
