@@ -141,14 +141,13 @@ def train_lora(
         model.train()
         order.shuffle(batches)
         for batch in batches:
-            loss = answer_loss(model, batch)
-            loss.backward()
+            loss = backward_in_slices(model, batch, settings.step_tokens)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
             step += 1
-            result.losses.append(loss.item())
+            result.losses.append(loss)
             seen += batch["input_ids"].shape[0]
             if progress is not None:
                 progress(seen, len(train) * settings.epochs, result.losses[-1])
@@ -203,6 +202,31 @@ def answer_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     kept = targets != -100
     logits = causal.lm_head(hidden[:, :-1][kept]).float()
     return torch.nn.functional.cross_entropy(logits, targets[kept])
+
+
+def backward_in_slices(model: Any, batch: dict[str, torch.Tensor], step_tokens: int) -> float:
+    """Backpropagates the batch's answer_loss in slices of its rows, each computing at most
+    step_tokens tokens (the shared prefix once, plus each row's own part; one row at least),
+    and returns the loss. Each slice's loss is weighted by its share of the batch's answer
+    tokens, so the gradients add up to the whole batch's; only one slice's activations are
+    held at a time, which bounds a step's memory whatever the rows' lengths."""
+    input_ids, labels = batch["input_ids"], batch["labels"]
+    rows, width = input_ids.shape
+    prefix = shared_prefix(input_ids, labels)
+    per_slice = max(1, (step_tokens - prefix) // max(1, width - prefix))
+    total = int((labels[:, 1:] != -100).sum())
+    loss = 0.0
+    for start in range(0, rows, per_slice):
+        part = {name: value[start : start + per_slice] for name, value in batch.items()}
+        used = int(part["attention_mask"].sum(dim=1).max())  # rows are padded on the right
+        part = {name: value[:, :used] for name, value in part.items()}
+        answers = int((part["labels"][:, 1:] != -100).sum())
+        if answers == 0:
+            continue
+        weighted = answer_loss(model, part) * (answers / total)
+        weighted.backward()
+        loss += float(weighted.detach())
+    return loss
 
 
 def _mean_loss(model: Any, batches: Sequence[dict[str, torch.Tensor]]) -> float:

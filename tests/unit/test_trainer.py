@@ -222,3 +222,40 @@ def test_the_shared_prefix_answer_only_loss_is_the_full_loss_with_its_gradients(
     for a, b in zip(got, expected, strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
     assert torch.allclose(answer_loss(model, single), model(**single).loss, rtol=1e-5)
+
+
+def test_a_batch_backpropagated_in_slices_has_the_whole_batchs_loss_and_gradients(
+    tiny_model_dir: Path,
+) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from copyflow.trainer.lora import _batches, _Encoder, answer_loss, backward_in_slices
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    model.eval()  # no dropout: both passes must see the same network
+    encode = _Encoder(tokenizer, "s1")
+    examples = [encode(house_example(i)) for i in (1, 22, 333, 4444, 55555)]
+    [batch] = _batches(examples, 5, 0, torch.device("cpu"))
+    assert (batch["attention_mask"] == 0).any()  # rows of different lengths
+
+    def gradients() -> list[torch.Tensor]:
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        model.zero_grad()
+        return grads
+
+    whole = answer_loss(model, batch)
+    whole.backward()
+    expected = gradients()
+    width = batch["input_ids"].shape[1]
+    for step_tokens in (1, 2 * width, 10**6):  # a row per slice, two rows, the whole batch
+        loss = backward_in_slices(model, batch, step_tokens)
+        got = gradients()
+        assert abs(loss - float(whole)) < 1e-5
+        assert len(got) == len(expected) > 0
+        for a, b in zip(got, expected, strict=True):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
