@@ -217,7 +217,7 @@ def _coverage(facts: ProductFacts, text: str) -> tuple[float, CheckResult]:
     return share, CheckResult(name="coverage", passed=not missing, detail=detail)
 
 
-def _new_words(facts: ProductFacts, text: str) -> list[str]:
+def new_words(facts: ProductFacts, text: str) -> list[str]:
     """Content words that no field of the product gives (CJK: characters)."""
     new = []
     for word in words(text):
@@ -300,7 +300,7 @@ class Judge:
         findings.append(
             _result("brand_kept", [f"drops the brand {facts.brand!r}"] if brand_lost else [])
         )
-        new = _new_words(facts, text)
+        new = new_words(facts, text)
         unsupported = facts.grounding.unsupported(text)
         problems = []
         if new:

@@ -27,13 +27,13 @@ from copyflow.plugins.candidates import (
 )
 from copyflow.plugins.channels import ChannelRules
 from copyflow.plugins.channels.base import has_phrase
-from copyflow.plugins.judge import Judge, Judgement, ProductFacts
-from copyflow.plugins.text import complete_sentences
+from copyflow.plugins.judge import Judge, Judgement, ProductFacts, new_words
+from copyflow.plugins.text import CJK, complete_sentences, holds_type, norm, words
 from copyflow.plugins.validators import complete_title
 from copyflow.schemas import CheckResult, Product, TitleSlot
 
 # Bump when a check or the selection changes: cached copy then misses and is reviewed anew.
-CHECKS_VERSION = "3"
+CHECKS_VERSION = "4"
 
 # Candidates in the order that wins ties: the less it changes, the earlier.
 TITLE_SOURCES = ("original", "cleaned", "composed", "repaired", "model")
@@ -232,13 +232,20 @@ class CopyReviewer:
     def _repair_title(
         self, facts: ProductFacts, rules: ChannelRules, title: str, description: str
     ) -> str | None:
-        """The model's title less what the guard objects to (unsupported values, promotional
-        or banned phrases), with the brand and gender it left out put back."""
+        """The model's title less what the guard objects to (unsupported values, words no
+        field gives, promotional or banned phrases), with the product type, brand and gender
+        it left out put back."""
         phrases = [*self.banned_phrases, *rules.promotional_phrases]
+        # A title names only what the product's fields give; CJK titles are left whole (their
+        # new "words" are single characters).
+        invented = [w for w in new_words(facts, title) if not CJK.search(w)]
         fixed = title
-        for value in [*facts.grounding.unsupported(title), *phrases]:
+        for value in [*facts.grounding.unsupported(title), *invented, *phrases]:
             fixed = re.sub(rf"(?i)(?<!\w){re.escape(value)}(?!\w)", " ", fixed)
         fixed = " ".join(fixed.split()).strip(" ,;:-|&")
+        if not fixed:
+            return None
+        fixed = _with_type(fixed, facts)
         if len(fixed.split()) < 2:
             return None
         completed, _ = complete_title(facts.product, fixed, description)
@@ -260,6 +267,28 @@ class CopyReviewer:
         if not kept or len(kept) == len(sentences):
             return None
         return " ".join(kept)
+
+
+def _with_type(title: str, facts: ProductFacts) -> str:
+    """The title with the product type put back where it is missing: first where the
+    merchant's title starts with it, else last, sharing the words the title already ends with
+    ("Slim Fit" + "Fit Shirt" -> "Slim Fit Shirt"); capitalised as the title's words are."""
+    phrase = facts.type_phrase
+    if phrase is None or CJK.search(phrase) or holds_type(title, phrase):
+        return title
+    kind = phrase.split()
+    latin = [w for w in words(title) if w[:1].isalpha()]
+    if latin and sum(w[:1].isupper() for w in latin) * 2 > len(latin):
+        kind = [w[:1].upper() + w[1:] if w.islower() else w for w in kind]
+    if [norm(w) for w in words(facts.product.title)[: len(kind)]] == [norm(w) for w in kind]:
+        return " ".join([*kind, title])
+    have = title.split()
+
+    def ends_with(n: int) -> bool:
+        return [norm(w) for w in have[len(have) - n :]] == [norm(w) for w in kind[:n]]
+
+    shared = max(n for n in range(len(kind) + 1) if n == 0 or ends_with(n))
+    return " ".join([*have, *kind[shared:]])
 
 
 def _named(prefix: str, finding: CheckResult) -> CheckResult:

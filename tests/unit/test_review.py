@@ -120,6 +120,16 @@ def test_a_learned_models_faultless_title_is_taken_as_written() -> None:
     )
     # An invented word: its repair (the word taken out) is taken, a title the model wrote.
     assert pick(SHIRT, "Men Navy Blue Copper Shirt", learned=True)[0] == "repaired"
+    # Any word no field gives is taken out, not only known values (colors, materials, brands).
+    assert pick(SHIRT, "Men Navy Blue Oxford Check Shirt", learned=True) == (
+        "repaired",
+        "Men Navy Blue Check Shirt",
+    )
+    # A dropped product type is put back where the merchant's title has it.
+    assert pick(SHIRT, "Men Navy Blue Check Turtle", learned=True) == (
+        "repaired",
+        "Men Navy Blue Check Turtle Shirt",
+    )
     assert pick(SHIRT, "Copper Bowl", learned=True)[0] == "composed"  # nothing left to repair
     assert pick(GOOD, "Roadster Jeans", learned=True)[0] == "original"  # below the merchant's
 
