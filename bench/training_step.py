@@ -1,5 +1,6 @@
-"""LoRA training steps: the trainer's loss (trainer.lora.answer_loss: the prompt prefix the
-batch's rows share computed once, logits only on the answer's positions) against the plain
+"""LoRA training steps: the trainer's step (trainer.lora.backward_in_slices: the prompt prefix
+the batch's rows share computed once, logits only on the answer's positions, the rows' own
+parts in slices of at most trainer.step_tokens tokens) against the plain
 ``model(**batch).loss`` (every row whole, logits at every position), side by side on the same
 batches. Both give the same loss and gradients.
 
@@ -38,7 +39,7 @@ def _child(variant: str, steps: int, batch_size: int) -> dict[str, float]:
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from copyflow.trainer.lora import _batches, _Encoder, answer_loss, lora_config
+    from copyflow.trainer.lora import _batches, _Encoder, backward_in_slices, lora_config
 
     settings = Settings()
     location = str(prepare_default_model(settings.model.cache_dir))
@@ -56,11 +57,15 @@ def _child(variant: str, steps: int, batch_size: int) -> dict[str, float]:
     )
 
     def step(batch: dict[str, torch.Tensor]) -> float:
-        loss = answer_loss(model, batch) if variant == "copyflow" else model(**batch).loss
-        loss.backward()
+        if variant == "copyflow":
+            loss = backward_in_slices(model, batch, trainer.step_tokens)
+        else:
+            plain = model(**batch).loss
+            plain.backward()
+            loss = float(plain)
         optimizer.step()
         optimizer.zero_grad()
-        return float(loss)
+        return loss
 
     step(batches[0])  # warm-up: first-call allocations and kernel choices
     started = time.perf_counter()

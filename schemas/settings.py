@@ -216,10 +216,10 @@ class TrainerSettings(_Section):
     step_tokens: int = Field(
         default=512,
         ge=1,
-        description="Most tokens a training step computes at once (the batch's shared prompt "
-        "prefix once, plus each row's own part); a batch of more is computed in slices of its "
-        "rows whose gradients add up to the batch's. Bounds training memory whatever the "
-        "examples' lengths; the result is the same.",
+        description="Most tokens of the rows' own parts a training step computes at once (the "
+        "batch's shared prompt prefix is computed once besides); a batch of more goes through "
+        "in slices of its rows whose gradients add up to the batch's. Bounds training memory "
+        "whatever the examples' lengths; the result is the same.",
     )
     holdout_share: float = Field(
         default=0.2, gt=0, lt=1, description="Share of examples held out for the gate."

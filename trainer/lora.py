@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from copyflow.plugins.generators import get_prompt
 from copyflow.plugins.generators.spec import resolve_device, resolve_dtype
@@ -183,50 +183,77 @@ def answer_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
       logits, and over a 49k-token vocabulary theirs were a large part of a step.
     """
     causal = model.get_base_model()  # the LoRA layers are in it, where peft injected them
-    input_ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
-    prefix = shared_prefix(input_ids, labels)
-    if prefix == 0:
-        hidden = causal.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-    else:
-        cache = causal.model(input_ids=input_ids[:1, :prefix], use_cache=True).past_key_values
-        cache.batch_repeat_interleave(input_ids.shape[0])
-        positions = torch.arange(prefix, input_ids.shape[1], device=input_ids.device)
-        hidden = causal.model(
-            input_ids=input_ids[:, prefix:],
-            attention_mask=mask,
-            past_key_values=cache,
-            position_ids=positions.expand(input_ids.shape[0], -1),
-            use_cache=False,
-        ).last_hidden_state
-    targets = labels[:, prefix + 1 :]  # the output at position t predicts token t + 1
-    kept = targets != -100
-    logits = causal.lm_head(hidden[:, :-1][kept]).float()
-    return torch.nn.functional.cross_entropy(logits, targets[kept])
+    prefix = shared_prefix(batch["input_ids"], batch["labels"])
+    return _rows_loss(causal, batch, prefix, _prefix_states(causal, batch["input_ids"], prefix))
 
 
 def backward_in_slices(model: Any, batch: dict[str, torch.Tensor], step_tokens: int) -> float:
-    """Backpropagates the batch's answer_loss in slices of its rows, each computing at most
-    step_tokens tokens (the shared prefix once, plus each row's own part; one row at least),
-    and returns the loss. Each slice's loss is weighted by its share of the batch's answer
-    tokens, so the gradients add up to the whole batch's; only one slice's activations are
-    held at a time, which bounds a step's memory whatever the rows' lengths."""
+    """Backpropagates the batch's answer_loss and returns it. The shared prefix is computed
+    once; the rows' own parts go through in slices of at most step_tokens tokens (one row at
+    least), each slice's loss weighted by its share of the batch's answer tokens, so the
+    gradients add up to the whole batch's while only one slice's activations (and the
+    prefix's) are held at a time: a step's memory stays bounded whatever the rows' lengths."""
+    causal = model.get_base_model()
     input_ids, labels = batch["input_ids"], batch["labels"]
     rows, width = input_ids.shape
     prefix = shared_prefix(input_ids, labels)
-    per_slice = max(1, (step_tokens - prefix) // max(1, width - prefix))
+    states = _prefix_states(causal, input_ids, prefix)
+    per_slice = max(1, step_tokens // max(1, width - prefix))
+    starts = range(0, rows, per_slice)
     total = int((labels[:, 1:] != -100).sum())
     loss = 0.0
-    for start in range(0, rows, per_slice):
+    for start in starts:
         part = {name: value[start : start + per_slice] for name, value in batch.items()}
         used = int(part["attention_mask"].sum(dim=1).max())  # rows are padded on the right
         part = {name: value[:, :used] for name, value in part.items()}
         answers = int((part["labels"][:, 1:] != -100).sum())
         if answers == 0:
             continue
-        weighted = answer_loss(model, part) * (answers / total)
-        weighted.backward()
+        weighted = _rows_loss(causal, part, prefix, states) * (answers / total)
+        # The prefix's graph serves every slice: kept until the last one has gone back.
+        weighted.backward(retain_graph=bool(prefix) and start != starts[-1])
         loss += float(weighted.detach())
     return loss
+
+
+def _prefix_states(
+    causal: Any, input_ids: torch.Tensor, prefix: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's keys and values for the shared prefix, computed on one row."""
+    if prefix == 0:
+        return []
+    cache = causal.model(input_ids=input_ids[:1, :prefix], use_cache=True).past_key_values
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _rows_loss(
+    causal: Any,
+    batch: dict[str, torch.Tensor],
+    prefix: int,
+    states: list[tuple[torch.Tensor, torch.Tensor]],
+) -> torch.Tensor:
+    """The answer loss of the batch's rows, whose first prefix tokens have the given keys and
+    values (states), so only each row's own part is computed."""
+    input_ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    rows = input_ids.shape[0]
+    if prefix == 0:
+        hidden = causal.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    else:
+        cache = DynamicCache(config=causal.config)
+        for layer, (keys, values) in enumerate(states):
+            cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), layer)
+        positions = torch.arange(prefix, input_ids.shape[1], device=input_ids.device)
+        hidden = causal.model(
+            input_ids=input_ids[:, prefix:],
+            attention_mask=mask,
+            past_key_values=cache,
+            position_ids=positions.expand(rows, -1),
+            use_cache=False,
+        ).last_hidden_state
+    targets = labels[:, prefix + 1 :]  # the output at position t predicts token t + 1
+    kept = targets != -100
+    logits = causal.lm_head(hidden[:, :-1][kept]).float()
+    return torch.nn.functional.cross_entropy(logits, targets[kept])
 
 
 def _mean_loss(model: Any, batches: Sequence[dict[str, torch.Tensor]]) -> float:

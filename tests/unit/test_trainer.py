@@ -10,7 +10,7 @@ import pytest
 
 from copyflow.plugins.review import CopyReviewer
 from copyflow.schemas import Feedback, ModelInfo, Product, Suggestion
-from copyflow.trainer.examples import ExampleStore, from_decision
+from copyflow.trainer.examples import Example, ExampleStore, from_decision
 from copyflow.trainer.gate import decide
 from copyflow.trainer.registry import Registry, RegistryError, Release
 from copyflow.trainer.run import NotEnoughExamples, split, train_once
@@ -224,8 +224,9 @@ def test_the_shared_prefix_answer_only_loss_is_the_full_loss_with_its_gradients(
     assert torch.allclose(answer_loss(model, single), model(**single).loss, rtol=1e-5)
 
 
+@pytest.mark.parametrize("prompt", ["s1", "v3"])  # a short shared prefix, and a long one
 def test_a_batch_backpropagated_in_slices_has_the_whole_batchs_loss_and_gradients(
-    tiny_model_dir: Path,
+    tiny_model_dir: Path, prompt: str
 ) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
@@ -238,7 +239,7 @@ def test_a_batch_backpropagated_in_slices_has_the_whole_batchs_loss_and_gradient
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
     model.eval()  # no dropout: both passes must see the same network
-    encode = _Encoder(tokenizer, "s1")
+    encode = _Encoder(tokenizer, prompt)
     examples = [encode(house_example(i)) for i in (1, 22, 333, 4444, 55555)]
     [batch] = _batches(examples, 5, 0, torch.device("cpu"))
     assert (batch["attention_mask"] == 0).any()  # rows of different lengths
@@ -259,3 +260,33 @@ def test_a_batch_backpropagated_in_slices_has_the_whole_batchs_loss_and_gradient
         assert len(got) == len(expected) > 0
         for a, b in zip(got, expected, strict=True):
             assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_the_gate_counts_the_faults_of_the_copy_workers_would_serve() -> None:
+    """An adapter's title with a word no field gives is served repaired (the word taken out):
+    the fault is mended, not counted. One with nothing left to repair is counted."""
+    from copyflow.plugins.generators import GenerationResult
+    from copyflow.trainer.gate import scored
+
+    product = Product(
+        product_id="p-1", title="navy oxford shirt acme", brand="Acme", attributes={"color": "Navy"}
+    )
+    example = Example(
+        example_id="e-1",
+        tenant="shop-a",
+        channel="default",
+        product=product,
+        title="Acme Navy Oxford Shirt",
+        description="A navy oxford shirt from Acme.",
+        action="accepted",
+    )
+
+    def faults(title: str, learned: bool) -> set[str]:
+        answer = GenerationResult("", title, "A navy oxford shirt from Acme.", None, 10, 10)
+        return scored(CopyReviewer(), example, answer, learned)[2]
+
+    assert faults("Acme Navy Oxford Shirt", learned=True) == set()
+    assert faults("Acme Navy Zebra Oxford Shirt", learned=True) == set()  # served repaired
+    assert "title:new_words" in faults("Zebra Bowl", learned=True)  # nothing left to repair
+    # The base model's answer is reviewed as the base model's: here too its repair is served.
+    assert faults("Acme Navy Zebra Oxford Shirt", learned=False) == set()
