@@ -158,6 +158,16 @@ def main() -> None:
             "improved": sum(bool(s.improved) for s in served) / n,
             "published_rouge_l_title": sum(published) / n,
             "input_rouge_l_title": sum(inputs) / max(1, len(inputs)),
+            "title_sources": {
+                source: round(sum(s.title_source == source for s in served) / n, 3)
+                for source in sorted({str(s.title_source) for s in served})
+            },
+            # The judge's faults: in the published titles, and in the adapter's own titles.
+            "faults": {
+                f"{kind} {check}": round(sum(failed(s, f"{kind}:{check}") for s in served) / n, 3)
+                for kind in ("title", "model title")
+                for check in ("type_kept", "new_words", "numbers_kept")
+            },
         }
     )
     figures["ratio"] = figures["published_rouge_l_title"] / max(
@@ -172,6 +182,10 @@ def main() -> None:
         flush=True,
     )
     report(figures, args.output)
+
+
+def failed(suggestion: Suggestion, check: str) -> bool:
+    return any(c.name == check and not c.passed for c in suggestion.checks)
 
 
 if __name__ == "__main__":
