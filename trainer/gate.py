@@ -44,35 +44,20 @@ def evaluate(
 ) -> dict[str, float]:
     """Scores of the copy a model makes for held-out examples, against the merchant's text:
     ROUGE-L and exact match of the title, ROUGE-L of the description, and the share of the
-    model's copy the judge finds no fault in (and, per finding, the share it failed). The
-    model's own answer is scored (the served copy where it gave none), not the judge's pick:
-    the gate asks whether the adapter learned the merchant's edits, and a composed title
-    would hide that."""
+    model's copy the judge finds no fault in, once mended as workers mend it (and, per
+    finding, the share it failed: see scored). ROUGE-L scores the model's own answer (the
+    served copy where it gave none), not the judge's pick: the gate asks whether the adapter
+    learned the merchant's edits, and a composed title would hide that."""
     results = answers(generator, holdout, adapter)
     titles, descriptions, exact, clean = [], [], 0, 0
     failed = dict.fromkeys(_CHECKS, 0)
     for example, result in zip(holdout, results, strict=True):
-        reviewed = reviewer.review(
-            example.product,
-            get_channel(example.channel),
-            result.title,
-            result.description,
-            result.parse_error,
-        )
-        title = result.title if result.parse_error is None and result.title else reviewed.title
-        description = result.description or reviewed.description
+        title, description, faults = scored(reviewer, example, result, adapter is not None)
         titles.append(rouge_l(title, example.title))
         descriptions.append(rouge_l(description, example.description))
         exact += title.strip().lower() == example.title.strip().lower()
-        # The model's own faults are listed as "model title:<finding>" and
-        # "model description:<finding>"; "parsed" is the answer's parse.
-        faults = {
-            c.name.split(":", 1)[-1]
-            for c in reviewed.checks
-            if not c.passed and (c.name.startswith("model ") or c.name == "parsed")
-        }
         clean += not faults
-        for name in faults & failed.keys():
+        for name in {fault.split(":", 1)[-1] for fault in faults} & failed.keys():
             failed[name] += 1
     n = max(1, len(holdout))
     return {
@@ -82,6 +67,39 @@ def evaluate(
         "checks_passed": clean / n,
         **{f"failed_{name}": count / n for name, count in failed.items()},
     }
+
+
+def scored(
+    reviewer: CopyReviewer, example: Example, result: GenerationResult, learned: bool
+) -> tuple[str, str, set[str]]:
+    """The title and description a model's answer gives for one held-out example, and the
+    faults of the copy a worker would serve from it ("parsed", "title:<finding>",
+    "description:<finding>"). The answer is reviewed as workers review it (learned: it comes
+    from an adapter); where they would serve its repair (the answer less what the judge
+    objects to), the answer's faults in that field are mended, not counted."""
+    rules = get_channel(example.channel)
+    reviewed = reviewer.review(
+        example.product, rules, result.title, result.description, result.parse_error,
+        learned=learned,
+    )  # fmt: skip
+    title = result.title if result.parse_error is None and result.title else reviewed.title
+    description = result.description or reviewed.description
+    mended = {
+        kind
+        for kind, source in (
+            ("title", reviewed.title_source),
+            ("description", reviewed.description_source),
+        )
+        if source == "repaired"
+    }
+    # The model's own faults are listed as "model title:<finding>" and
+    # "model description:<finding>"; "parsed" is the answer's parse.
+    faults = {
+        c.name.removeprefix("model ")
+        for c in reviewed.checks
+        if not c.passed and (c.name.startswith("model ") or c.name == "parsed")
+    }
+    return title, description, {f for f in faults if f.split(":", 1)[0] not in mended}
 
 
 @dataclass(frozen=True)
