@@ -204,15 +204,15 @@ class TransformersGenerator:
     def _routed(self, names: list[str] | None) -> Iterator[list[str] | None]:
         """The per-row adapter names to give the model for a batch. A batch of one adapter (or
         of the base model alone) runs with that adapter active and no names instead: peft's
-        per-row routing gathers and scatters the rows at every LoRA layer of every step, a
-        large part of a step once bfloat16 makes the matrix products cheap."""
+        per-row routing gathers and scatters the rows at every LoRA layer of every step (3-7%
+        of an adapter batch's time, measured on an AMX CPU in bfloat16)."""
         if names is None or len(set(names)) > 1:
             yield names
         elif names[0] == "__base__":
             with self.model.disable_adapter():
                 yield None
         else:
-            self.model.set_adapter(names[0], inference_mode=True)
+            self.model.set_adapter(names[0])  # generation runs under inference_mode
             yield None
 
     def _generate_batch(

@@ -31,7 +31,7 @@ def resolve_device(device: str) -> torch.device:
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """The training dtype of the base model: auto as generation's (bfloat16 on a GPU; on a CPU
-    whichever this CPU runs clearly faster)."""
+    bfloat16 where it has AMX tiles, else float32)."""
     return DTYPES[generation_dtype(dtype, device)]
 
 
