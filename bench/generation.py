@@ -13,7 +13,8 @@ Prints products/s and tokens/s for both, the ratio, how many greedy outputs are 
 the naive path's, and peak memory; on a GPU it also runs the pool at larger batch sizes.
 
 Then, side by side in one pool: a tenant served by the base model with the workers' prompt
-(v3), and the same tenant served by a trained LoRA adapter with its own short prompt (s1).
+(v3), and the same tenant served by a trained LoRA adapter with its own short prompt (s1), with
+the workers' cap on new tokens (model.max_new_tokens) and with --max-new-tokens.
 The adapter is --adapter (a folder trained with --adapter-prompt), else one trained here on
 --adapter-examples simulated house-style edits (bench.style's data). The last line is one JSON
 object.
@@ -272,8 +273,10 @@ def main() -> None:
 def compare_prompts(
     args: argparse.Namespace, spec: TransformersSpec, devices: list[str], products: list[Any]
 ) -> dict[str, Any]:
-    """The tenant's products/s through its adapter and short prompt against the base prompt."""
-    served = replace(spec, prompt_version="v3")
+    """The tenant's products/s through its adapter and short prompt against the base prompt,
+    with the workers' cap on new tokens (model.max_new_tokens: what serving costs) and, where
+    it differs, with this run's --max-new-tokens."""
+    caps = dict.fromkeys([Settings().model.max_new_tokens, args.max_new_tokens])
     with tempfile.TemporaryDirectory() as folder:
         adapter, train_s = args.adapter, None
         if adapter is None:
@@ -281,16 +284,36 @@ def compare_prompts(
             print(f"training an adapter on {examples} edits with prompt {args.adapter_prompt}")
             adapter = Path(folder)
             train_s = train_bench_adapter(spec.location, args.adapter_prompt, examples, adapter)
-        figures = asyncio.run(run_prompts(served, devices, products, adapter, args.adapter_prompt))
-    figures["adapter_train_s"] = None if train_s is None else round(train_s, 1)
-    for kind in ("base_prompt", "adapter_prompt"):
-        row = figures[kind]
+        by_cap = {
+            str(cap): asyncio.run(
+                run_prompts(
+                    replace(spec, prompt_version="v3", max_new_tokens=cap),
+                    devices,
+                    products,
+                    adapter,
+                    args.adapter_prompt,
+                )
+            )
+            for cap in caps
+        }
+    for cap, found in by_cap.items():
+        for kind in ("base_prompt", "adapter_prompt"):
+            row = found[kind]
+            print(
+                f"{kind:<15} {row['prompt_version']:<3} {row['products_per_s']:8.2f} products/s  "
+                f"prompt {row['mean_prompt_tokens']:6.1f} tokens, {row['mean_new_tokens']:5.1f} "
+                f"new (cap {cap})"
+            )
         print(
-            f"{kind:<15} {row['prompt_version']:<3} {row['products_per_s']:8.2f} products/s  "
-            f"prompt {row['mean_prompt_tokens']:6.1f} tokens, {row['mean_new_tokens']:5.1f} new"
+            f"adapter with its own prompt, cap {cap}: ratio {found['ratio']:.2f}x the base prompt"
         )
-    print(f"adapter with its own prompt: ratio {figures['ratio']:.2f}x the base prompt")
-    return figures
+    served = by_cap[str(Settings().model.max_new_tokens)]
+    return {
+        **served,
+        "max_new_tokens": Settings().model.max_new_tokens,
+        "by_max_new_tokens": by_cap,
+        "adapter_train_s": None if train_s is None else round(train_s, 1),
+    }
 
 
 if __name__ == "__main__":
