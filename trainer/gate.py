@@ -79,9 +79,13 @@ def scored(
     objects to), the answer's faults in that field are mended, not counted."""
     rules = get_channel(example.channel)
     reviewed = reviewer.review(
-        example.product, rules, result.title, result.description, result.parse_error,
+        example.product,
+        rules,
+        result.title,
+        result.description,
+        result.parse_error,
         learned=learned,
-    )  # fmt: skip
+    )
     title = result.title if result.parse_error is None and result.title else reviewed.title
     description = result.description or reviewed.description
     mended = {
