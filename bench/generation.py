@@ -276,7 +276,8 @@ def compare_prompts(
     """The tenant's products/s through its adapter and short prompt against the base prompt,
     with the workers' cap on new tokens (model.max_new_tokens: what serving costs) and, where
     it differs, with this run's --max-new-tokens."""
-    caps = dict.fromkeys([Settings().model.max_new_tokens, args.max_new_tokens])
+    served_cap = Settings().model.max_new_tokens
+    caps = dict.fromkeys([served_cap, args.max_new_tokens])
     with tempfile.TemporaryDirectory() as folder:
         adapter, train_s = args.adapter, None
         if adapter is None:
@@ -307,10 +308,9 @@ def compare_prompts(
         print(
             f"adapter with its own prompt, cap {cap}: ratio {found['ratio']:.2f}x the base prompt"
         )
-    served = by_cap[str(Settings().model.max_new_tokens)]
     return {
-        **served,
-        "max_new_tokens": Settings().model.max_new_tokens,
+        **by_cap[str(served_cap)],
+        "max_new_tokens": served_cap,
         "by_max_new_tokens": by_cap,
         "adapter_train_s": None if train_s is None else round(train_s, 1),
     }
