@@ -15,12 +15,15 @@ from faust.app.base import BootStrategy
 
 from copyflow.consumer.adapters import AdapterRouter
 from copyflow.consumer.cache import CopyCache, Outcome, Resolved
+from copyflow.consumer.intake import Intake, take_in
 from copyflow.consumer.metrics import FlowStats
-from copyflow.consumer.pipeline import Job, Pipeline, jobs_for
+from copyflow.consumer.pipeline import Job, Pipeline
 from copyflow.consumer.pool import WorkerPool
+from copyflow.plugins.catalog import ProductDeleted
 from copyflow.plugins.transport.dead_letters import DeadLetter
+from copyflow.plugins.transport.headers import DELETED_TENANT, FORMAT, SOURCE_EVENT, SUGGESTION_ID
 from copyflow.plugins.transport.sink import Outgoing, Sink
-from copyflow.plugins.transport.source import Record, Records
+from copyflow.plugins.transport.source import Record, Records, as_catalog_record
 from copyflow.schemas import ModelInfo, Settings, Suggestion
 
 log = logging.getLogger(__name__)
@@ -68,14 +71,21 @@ class RunOptions:
     headers: tuple[tuple[str, bytes], ...] = ()  # added to every suggestion
 
 
+def _ref(job: Job) -> tuple[str, str]:
+    return job.event.tenant, job.event.data.product_id
+
+
 @dataclass
 class BatchReport:
-    events: int = 0
+    events: int = 0  # records
     generated: int = 0
     cache_hits: int = 0
     skipped: int = 0  # unchanged content
     unimproved: int = 0  # not published: no candidate improved on the original
     other_tenants: int = 0
+    deleted: int = 0  # tombstones published
+    duplicates: int = 0  # redelivered events dropped
+    ignored: int = 0  # records that say nothing about product copy
     dead_letters: int = 0
     suggestion_ids: list[str] = field(default_factory=list)
 
@@ -110,66 +120,53 @@ class Copywriter:
         return self.pipeline.served_model(self.pool.model_info)
 
     async def process(self, events: Records) -> BatchReport:
-        """The commit protocol for one batch of events, in order (BatchSource commits the
+        """The commit protocol for one batch of records, in order (BatchSource commits the
         batch's offsets when this returns):
 
-        1. decode and validate each event; an invalid one becomes a dead letter. Each gets
-           the adapter that makes its tenant's copy now.
+        1. read each record in its topic's format: product events (each gets the adapter that
+           makes its tenant's copy now), deletions, or a dead letter saying why not. Fields a
+           source left out come from the product's previous content; redelivered events drop.
         2. skip each (event, channel) whose content is unchanged since its last suggestion.
         3. look the rest up in the cache; generate the misses in the worker pool, once per
            distinct key across all workers (single flight), and check that copy; the cache
            keeps it checked.
         4. build each suggestion.
-        5. publish each suggestion, keyed by product id, and each dead letter.
+        5. publish, in the order of their records: each suggestion keyed by product id (and
+           its catalog update, where the format has one and formats.write_back_topic is set),
+           each deletion's tombstone, each dead letter.
         6. wait until the broker has acknowledged every publish.
-        7. remember the content just published, for step 2 of later events; after step 6,
-           so a crash in between repeats work instead of losing a suggestion.
+        7. forget deleted products, remember the content just published (for step 2 of later
+           events), the content and event ids formats need; after step 6, so a crash in between
+           repeats work instead of losing a suggestion.
         8. count what was done. Only a batch that got here is committed, so a crash before
            this step replays the batch (at-least-once; suggestion ids are deterministic).
         """
         await self.pool.ready()
         report = BatchReport(events=len(events))
-        options = self.options
-        # 1. decode and validate
-        jobs: list[Job] = []
-        owners: list[Record] = []
-        dead: list[tuple[Record, DeadLetter]] = []
-        for event in events:
-            decoded = self.pipeline.decode(event.value)
-            if isinstance(decoded, DeadLetter):
-                dead.append((event, decoded))
-                continue
-            if options.tenant is not None and decoded.tenant != options.tenant:
-                report.other_tenants += 1
-                continue
-            route = self.router.route(decoded.tenant) if self.router else None
-            layouts = self.router.layouts(decoded.tenant) if self.router else None
-            for job in jobs_for(decoded, route, layouts):
-                jobs.append(job)
-                owners.append(event)
+        # 1. read
+        records = [as_catalog_record(event) for event in events]
+        intake = await take_in(records, self.pipeline, self.cache, self.router, self.options.tenant)
+        report.other_tenants = intake.other_tenants
+        report.duplicates = intake.duplicates
+        report.ignored = intake.ignored
 
         # Until this batch is done, a switch does not unload the adapters it was routed to.
+        jobs = intake.jobs
         pinned = self.router.pin(job.route for job in jobs) if self.router else []
         try:
-            return await self._finish(events, report, jobs, owners, dead)
+            return await self._finish(events, report, intake)
         finally:
             if self.router is not None:
                 self.router.unpin(pinned)
 
-    async def _finish(
-        self,
-        events: Records,
-        report: BatchReport,
-        jobs: list[Job],
-        owners: list[Record],
-        dead: list[tuple[Record, DeadLetter]],
-    ) -> BatchReport:
+    async def _finish(self, events: Records, report: BatchReport, intake: Intake) -> BatchReport:
         """Steps 2 to 8 of process()."""
         options = self.options
+        jobs, owners = intake.jobs, intake.job_records
         # 2. skip unchanged content
         if self.cache is not None and not options.force:
             unchanged = await self.cache.unchanged(jobs, self.model)
-            kept = [i for i, same in enumerate(unchanged) if not same]
+            kept = [i for i, same in enumerate(unchanged) if not same or i in intake.fresh]
             report.skipped = len(jobs) - len(kept)
             jobs, owners = [jobs[i] for i in kept], [owners[i] for i in kept]
 
@@ -189,36 +186,67 @@ class Copywriter:
             cache_hits=[r.cache_hit for r in resolved],
         )
 
-        # 5. publish
+        # 5. publish, in record order: a product deleted and made again in one batch ends
+        # with its suggestion, one made and deleted ends with its tombstone.
         base = self.model
-        outgoing: list[Outgoing] = []
-        published: list[tuple[Job, Suggestion]] = []
-        unimproved: list[Job] = []
+        outgoing: list[tuple[int, Outgoing]] = []
+        published: list[tuple[int, Job, Suggestion]] = []
+        unimproved: list[tuple[int, Job]] = []
+        dead = list(intake.dead)
         skip_unimproved = self.settings.checks.skip_unimproved
-        for job, event, outcome in zip(jobs, owners, outcomes, strict=True):
+        for job, index, outcome in zip(jobs, owners, outcomes, strict=True):
             if isinstance(outcome, Suggestion) and skip_unimproved and outcome.improved is False:
                 # Merchants are not asked to review their own text back.
-                unimproved.append(job)
+                unimproved.append((index, job))
             elif isinstance(outcome, Suggestion):
-                outgoing.append(self._suggestion_record(outcome, job.suggestion_key(base)))
-                published.append((job, outcome))
+                key = job.suggestion_key(base)
+                outgoing.append((index, self._suggestion_record(outcome, key)))
+                update = self._update_record(events[index].topic, outcome, key)
+                if update is not None:
+                    outgoing.append((index, update))
+                published.append((index, job, outcome))
             else:
-                dead.append((event, outcome))
-        outgoing.extend(self._dead_letter_record(event, letter) for event, letter in dead)
-        delivered = await self.sink.send_all(outgoing)
+                dead.append((index, outcome))
+        outgoing += [(index, self._tombstone(deleted)) for index, deleted in intake.deleted]
+        outgoing += [(index, self._dead_letter_record(events[index], dl)) for index, dl in dead]
+        outgoing.sort(key=lambda pair: pair[0])  # stable: a record's outputs keep their order
+        delivered = await self.sink.send_all([record for _, record in outgoing])
 
         # 6. wait for the broker's acknowledgements
         await delivered
 
-        # 7. remember what was published (and what had nothing better to say)
+        # 7. forget deleted products; remember what was published (and what had nothing
+        # better to say), the content and the event ids formats need
         if self.cache is not None:
-            await self.cache.remember([job for job, _ in published] + unimproved, base)
+            await self._remember(intake, published, unimproved)
 
         # 8. count
         report.unimproved = len(unimproved)
+        report.deleted = len(intake.deleted)
         self.stats.unimproved += len(unimproved)
-        self._count(report, published, dead)
+        self._count(report, [(job, s) for _, job, s in published], [d for _, d in dead])
         return report
+
+    async def _remember(
+        self,
+        intake: Intake,
+        published: Sequence[tuple[int, Job, Suggestion]],
+        unimproved: Sequence[tuple[int, Job]],
+    ) -> None:
+        """Step 7. What a deletion later in the batch undid is not remembered."""
+        assert self.cache is not None
+        await self.cache.forget([(d.tenant, d.product_id) for _, d in intake.deleted])
+        done = [(i, job) for i, job, _ in published] + list(unimproved)
+        await self.cache.remember(
+            [job for i, job in done if intake.after_last_deletion(_ref(job), i)], self.model
+        )
+        contents = [
+            (event_tenant, product)
+            for (event_tenant, _, _), (i, product) in intake.contents.items()
+            if intake.after_last_deletion((event_tenant, product.product_id), i)
+        ]
+        await self.cache.keep_content([p for _, p in contents], [t for t, _ in contents])
+        await self.cache.mark_handled(intake.handled)
 
     async def _generate(self, jobs: Sequence[Job]) -> list[Outcome]:
         results = await self.pool.generate([job.request for job in jobs])
@@ -233,7 +261,7 @@ class Copywriter:
         self,
         report: BatchReport,
         published: Sequence[tuple[Job, Suggestion]],
-        dead: Sequence[tuple[Record, DeadLetter]],
+        dead: Sequence[DeadLetter],
     ) -> None:
         """Fill the batch's report and add it to the worker's counters."""
         base = self.model
@@ -244,14 +272,17 @@ class Copywriter:
         self.stats.events += report.events
         self.stats.suggestions["cache"] += report.cache_hits
         self.stats.suggestions["generated"] += report.generated
-        self.stats.dead_letters.update(letter.kind for _, letter in dead)
+        self.stats.dead_letters.update(letter.kind for letter in dead)
+        self.stats.deleted += report.deleted
+        self.stats.duplicates += report.duplicates
         log.info(
-            "batch done: %d events, %d suggestions (%d from the cache), %d not improved, "
-            "%d dead letters",
+            "batch done: %d records, %d suggestions (%d from the cache), %d not improved, "
+            "%d deleted, %d dead letters",
             report.events,
             len(published),
             report.cache_hits,
             report.unimproved,
+            report.deleted,
             report.dead_letters,
         )
 
@@ -259,11 +290,39 @@ class Copywriter:
         return Outgoing(
             self.settings.topics.suggestions,
             suggestion.product_id.encode(),
-            self.pipeline.adapter.encode(suggestion),
-            [
-                ("copyflow.suggestion_id", suggestion_key.encode()),
-                *self.options.headers,
-            ],
+            suggestion.model_dump_json().encode(),
+            [(SUGGESTION_ID, suggestion_key.encode()), *self.options.headers],
+        )
+
+    def _update_record(
+        self, topic: str, suggestion: Suggestion, suggestion_key: str
+    ) -> Outgoing | None:
+        """The suggestion as its catalog's own update, on formats.write_back_topic."""
+        where = self.settings.formats.write_back_topic
+        if where is None:
+            return None
+        fmt = self.pipeline.formats.of(topic)
+        try:
+            document = fmt.encode_update(suggestion)
+        except Exception:  # a format's bug costs its write-back, never the suggestion
+            log.exception("format %s could not encode suggestion %s", fmt.name, suggestion_key)
+            self.stats.write_back_errors += 1
+            return None
+        if document is None:
+            return None
+        headers = [(SUGGESTION_ID, suggestion_key.encode()), (FORMAT, fmt.name.encode())]
+        return Outgoing(
+            where, suggestion.product_id.encode(), document, [*headers, *self.options.headers]
+        )
+
+    def _tombstone(self, deleted: ProductDeleted) -> Outgoing:
+        """The deleted product's key with no value: a compacted suggestions topic forgets it."""
+        headers = [(DELETED_TENANT, deleted.tenant.encode()), (SOURCE_EVENT, deleted.id.encode())]
+        return Outgoing(
+            self.settings.topics.suggestions,
+            deleted.product_id.encode(),
+            None,
+            [*headers, *self.options.headers],
         )
 
     def _dead_letter_record(self, message: Record, letter: DeadLetter) -> Outgoing:

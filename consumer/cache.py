@@ -3,8 +3,10 @@
 Three mechanisms, each keyed by the copy's recipe (consumer.identity: content, channel and
 its rules, model, adapter, prompt, decoding, checks), so any change to it misses by construction:
 
-- unchanged-content skip: the suggestion id last published per (tenant, product, channel); an
-  event that would publish the same suggestion again publishes nothing;
+- unchanged-content skip: the suggestion id last published per (tenant, product, channel,
+  locale); an event that would publish the same suggestion again publishes nothing. It lives in
+  one Redis hash per product, beside the product's last content where its format needs that
+  (consumer.intake), so that a deletion forgets both with one DEL;
 - the copy cache: tenant + sha256 of the recipe -> the checked copy, with a TTL;
 - single flight: concurrent misses on one key, in any process, generate once. The first to
   SET NX the key's lock generates; the others poll for its result, bounded by ``wait_s``. A
@@ -20,6 +22,7 @@ error or timeout into "no cache" for ``retry_after_s``, logs once per outage and
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -36,7 +39,7 @@ from redis.backoff import NoBackoff
 from copyflow.consumer.pipeline import Job
 from copyflow.plugins.review import Reviewed
 from copyflow.plugins.transport.dead_letters import DeadLetter
-from copyflow.schemas import CheckResult, ModelInfo
+from copyflow.schemas import CheckResult, ModelInfo, Product
 from copyflow.schemas.settings import CacheSettings, RedisSettings
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,23 @@ _VALUE_FORMAT = "2"
 # Record many (key, value) pairs with one expiry in one command (a pipeline costs a command each).
 _SET_ALL = """
 for i, key in ipairs(KEYS) do redis.call('set', key, ARGV[i + 1], 'EX', ARGV[1]) end
+return #KEYS
+"""
+
+# One field of each of many hashes (KEYS[i], field ARGV[i]).
+_GET_FIELDS = """
+local found = {}
+for i, key in ipairs(KEYS) do found[i] = redis.call('hget', key, ARGV[i]) end
+return found
+"""
+
+# Set one field of each of many hashes (KEYS[i], field ARGV[2i], value ARGV[2i+1]) and give each
+# hash the expiry ARGV[1] again.
+_SET_FIELDS = """
+for i, key in ipairs(KEYS) do
+  redis.call('hset', key, ARGV[2 * i], ARGV[2 * i + 1])
+  redis.call('expire', key, ARGV[1])
+end
 return #KEYS
 """
 
@@ -173,8 +193,23 @@ def owner_key(prefix: str, owner: str) -> str:
     return f"{prefix}:owner:{owner}"
 
 
-def seen_key(prefix: str, job: Job) -> str:
-    return f"{prefix}:seen:{job.product_key}"
+def product_key(prefix: str, tenant: str, product_id: str) -> str:
+    """The hash of what copyflow keeps about one product; hashed, as names may hold separators."""
+    name = f"{tenant}\x1f{product_id}"
+    return f"{prefix}:product:{hashlib.sha256(name.encode()).hexdigest()[:32]}"
+
+
+def seen_field(job: Job) -> str:
+    return f"seen\x1f{job.channel}\x1f{job.event.data.locale}"
+
+
+def content_field(locale: str) -> str:
+    return f"content\x1f{locale}"
+
+
+def event_key(prefix: str, tenant: str, event_id: str) -> str:
+    name = f"{tenant}\x1f{event_id}"
+    return f"{prefix}:event:{hashlib.sha256(name.encode()).hexdigest()[:32]}"
 
 
 def _text(value: bytes | str) -> str:
@@ -218,6 +253,8 @@ class CopyCache:
         self._mark_ms = max(1, int(settings.owner_ttl_s * 1000))
         self._release = client.register_script(_RELEASE)
         self._set_all = client.register_script(_SET_ALL)
+        self._get_fields = client.register_script(_GET_FIELDS)
+        self._set_fields = client.register_script(_SET_FIELDS)
         self._renew = client.register_script(_RENEW)
         self._take_over = client.register_script(_TAKE_OVER)
 
@@ -230,17 +267,20 @@ class CopyCache:
         batch each kept job counts as published, so a change and its revert both go out."""
         if not (self.settings.skip_unchanged and jobs):
             return [False] * len(jobs)
-        prefix = self.settings.prefix
-        keys = [seen_key(prefix, job) for job in jobs]
-        seen = await self.guard.run(lambda: self.client.mget(keys))
+        keys, fields = self._seen(jobs)
+        seen = await self.guard.run(lambda: self._get_fields(keys=keys, args=fields))
         if seen is None:
             return [False] * len(jobs)
-        last = {key: _text(value) for key, value in zip(keys, seen, strict=True) if value}
+        last = {
+            (key, field): _text(value)
+            for key, field, value in zip(keys, fields, seen, strict=True)
+            if value
+        }
         flags = []
-        for key, job in zip(keys, jobs, strict=True):
+        for key, field, job in zip(keys, fields, jobs, strict=True):
             identity = job.suggestion_key(model)
-            flags.append(last.get(key) == identity)
-            last[key] = identity
+            flags.append(last.get((key, field)) == identity)
+            last[key, field] = identity
         self.stats.skips += sum(flags)
         return flags
 
@@ -249,12 +289,72 @@ class CopyCache:
         acknowledged them)."""
         if not (self.settings.skip_unchanged and jobs):
             return
+        keys, fields = self._seen(jobs)
+        values = [str(self.settings.seen_ttl_s)]
+        for field, job in zip(fields, jobs, strict=True):
+            values += [field, job.suggestion_key(model)]
+        await self.guard.run(lambda: self._set_fields(keys=keys, args=values))
+
+    def _seen(self, jobs: Sequence[Job]) -> tuple[list[str], list[str]]:
         prefix = self.settings.prefix
-        keys = [seen_key(prefix, job) for job in jobs]
-        values: list[str | int] = [
-            self.settings.seen_ttl_s,
-            *(job.suggestion_key(model) for job in jobs),
+        keys = [product_key(prefix, job.event.tenant, job.event.data.product_id) for job in jobs]
+        return keys, [seen_field(job) for job in jobs]
+
+    # -- what formats need: deletions, previous content, redelivered events ------------------
+
+    async def forget(self, products: Sequence[tuple[str, str]]) -> None:
+        """Forget deleted products ((tenant, product id)): their skip state and content."""
+        if not products:
+            return
+        prefix = self.settings.prefix
+        keys = [product_key(prefix, tenant, product) for tenant, product in products]
+        await self.guard.run(lambda: self.client.delete(*keys))
+
+    async def previous(self, products: Sequence[tuple[str, str, str]]) -> list[str | None]:
+        """The content last kept for each (tenant, product id, locale): Product JSON or None
+        (none kept, or Redis unavailable)."""
+        if not products:
+            return []
+        prefix = self.settings.prefix
+        keys = [product_key(prefix, tenant, product) for tenant, product, _ in products]
+        fields = [content_field(locale) for _, _, locale in products]
+        found = await self.guard.run(lambda: self._get_fields(keys=keys, args=fields))
+        if found is None:
+            return [None] * len(products)
+        return [None if value is None else _text(value) for value in found]
+
+    async def keep_content(self, products: Sequence[Product], tenants: Sequence[str]) -> None:
+        """Keep each product's content, for a later event that leaves fields out."""
+        if not products:
+            return
+        prefix = self.settings.prefix
+        keys = [
+            product_key(prefix, tenant, p.product_id)
+            for p, tenant in zip(products, tenants, strict=True)
         ]
+        values = [str(self.settings.seen_ttl_s)]
+        for product in products:
+            values += [content_field(product.locale), product.model_dump_json()]
+        await self.guard.run(lambda: self._set_fields(keys=keys, args=values))
+
+    async def handled(self, events: Sequence[tuple[str, str]]) -> list[bool]:
+        """For each (tenant, event id): was an event of this id handled before?"""
+        if not events:
+            return []
+        prefix = self.settings.prefix
+        keys = [event_key(prefix, tenant, event_id) for tenant, event_id in events]
+        found = await self.guard.run(lambda: self.client.mget(keys))
+        if found is None:
+            return [False] * len(events)
+        return [value is not None for value in found]
+
+    async def mark_handled(self, events: Sequence[tuple[str, str]]) -> None:
+        """Remember event ids handled (after their outputs were acknowledged)."""
+        if not events:
+            return
+        prefix = self.settings.prefix
+        keys = [event_key(prefix, tenant, event_id) for tenant, event_id in events]
+        values: list[str | int] = [self.settings.event_ids_ttl_s, *("1" for _ in keys)]
         await self.guard.run(lambda: self._set_all(keys=keys, args=values))
 
     # -- cache and single flight --------------------------------------------------------------

@@ -39,6 +39,9 @@ class FlowStats:
     generate_seconds: float = 0.0  # time spent in the cache-and-generate step
     generate_batches: int = 0
     unimproved: int = 0  # suggestions not published: no candidate improved on the original
+    deleted: int = 0  # deletions: tombstones published
+    duplicates: int = 0  # redelivered events dropped (formats whose source redelivers)
+    write_back_errors: int = 0  # suggestions a format failed to encode as a catalog update
 
 
 class StatsCollector(Collector):
@@ -87,6 +90,15 @@ class StatsCollector(Collector):
             "Suggestions not published because no candidate improved on the original "
             "(checks.skip_unimproved).",
             value=flow.unimproved,
+        )
+        yield from _counters(
+            "copyflow_",
+            flow,
+            (
+                ("deleted", "Product deletions: tombstones published on the suggestions topic."),
+                ("duplicates", "Redelivered events dropped (their event id was handled)."),
+                ("write_back_errors", "Suggestions a format failed to encode as an update."),
+            ),
         )
         dead = CounterMetricFamily(
             "copyflow_dead_letters", "Events and requests dead-lettered, by kind.", labels=["kind"]

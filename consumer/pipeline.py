@@ -5,24 +5,30 @@ The stream processor (consumer.app) and `copyflow generate` run exactly these st
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 from copyflow.consumer import identity
-from copyflow.plugins.catalog import CatalogAdapter, InvalidEvent
+from copyflow.plugins.catalog import (
+    CatalogFormat,
+    CatalogRecord,
+    Decoded,
+    InvalidEvent,
+    PartialEvent,
+    ProductDeleted,
+)
 from copyflow.plugins.channels import UnknownChannel, get_channel
 from copyflow.plugins.generators import GenerationRequest, GenerationResult, Generator
 from copyflow.plugins.layouts import TitleLayouts
 from copyflow.plugins.review import CopyReviewer, Reviewed
 from copyflow.plugins.transport.dead_letters import DeadLetter
-from copyflow.schemas import ModelInfo, ProductEvent, Suggestion, TitleSlot
+from copyflow.schemas import ModelInfo, Product, ProductEvent, Suggestion, TitleSlot
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +100,6 @@ class Job:
     def content_hash(self) -> str:
         return self.event.data.content_hash()
 
-    @cached_property
-    def product_key(self) -> str:
-        """Names (tenant, product, channel) in a store; hashed, as names may hold separators."""
-        name = f"{self.event.tenant}\x1f{self.event.data.product_id}\x1f{self.channel}"
-        return hashlib.sha256(name.encode()).hexdigest()[:32]
-
 
 class _Made(NamedTuple):
     base: ModelInfo
@@ -121,6 +121,25 @@ def _with_adapter(base: ModelInfo, route: Route) -> ModelInfo:
 @lru_cache(maxsize=64)
 def _with_checks(model: ModelInfo, checks: str) -> ModelInfo:
     return model.model_copy(update={"checks": checks})
+
+
+def filled(partial: PartialEvent, before: Product) -> ProductEvent:
+    """The partial event with the fields its source left out taken from the product's
+    previous content."""
+    event = partial.event
+    update = {name: getattr(before, name) for name in partial.unavailable}
+    return event.model_copy(update={"data": event.data.model_copy(update=update)})
+
+
+def unavailable(partial: PartialEvent) -> DeadLetter:
+    data = partial.event.data
+    fields = ", ".join(sorted(partial.unavailable))
+    return DeadLetter(
+        "unavailable",
+        f"product {data.product_id!r} (tenant {partial.event.tenant!r}): the source left out "
+        f"{fields} (unchanged) and no earlier content of the product is known; send its whole "
+        "row again (a snapshot, or an update that sets every field) to make its copy",
+    )
 
 
 def jobs_for(
@@ -159,16 +178,36 @@ def _release_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
+class InputFormats:
+    """Which format reads each input topic; a record from any other topic (a file, a replay
+    of a topic without a format of its own) is read in the default format."""
+
+    def __init__(self, default: CatalogFormat, by_topic: Mapping[str, CatalogFormat]) -> None:
+        self.default = default
+        self.by_topic = dict(by_topic)
+
+    @classmethod
+    def only(cls, fmt: CatalogFormat) -> InputFormats:
+        return cls(fmt, {})
+
+    def of(self, topic: str) -> CatalogFormat:
+        return self.by_topic.get(topic, self.default)
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self.by_topic)
+
+
 class Pipeline:
     """Decode and build: the steps around generation, the same in the worker and the CLI."""
 
     def __init__(
         self,
-        adapter: CatalogAdapter,
+        formats: InputFormats,
         max_event_bytes: int,
         reviewer: CopyReviewer | None = None,
     ) -> None:
-        self.adapter = adapter
+        self.formats = formats
         self.max_event_bytes = max_event_bytes
         self.reviewer = reviewer or CopyReviewer()
 
@@ -177,25 +216,34 @@ class Pipeline:
         identity. The same object for the same generator, so jobs keep what they derived."""
         return _with_checks(generator, self.reviewer.fingerprint)
 
-    def decode(self, raw: bytes | None) -> ProductEvent | DeadLetter:
-        """Step: wire bytes to a valid ProductEvent, or the dead letter saying why not."""
-        if raw is None:
-            return DeadLetter("decode", "empty message (no value)")
-        if len(raw) > self.max_event_bytes:
+    def decode(self, record: CatalogRecord) -> Sequence[Decoded] | DeadLetter:
+        """Step: a record, read by its topic's format, to what it says (product events,
+        deletions, partial events; maybe nothing), or the dead letter saying why not."""
+        size = len(record.value or b"") + len(record.key or b"")
+        size += sum(len(name) + len(value) for name, value in record.headers)
+        if size > self.max_event_bytes:
             return DeadLetter(
                 "oversize",
-                f"{len(raw)} bytes exceeds worker.max_event_bytes={self.max_event_bytes}",
+                f"{size} bytes exceeds worker.max_event_bytes={self.max_event_bytes}",
             )
+        fmt = self.formats.of(record.topic)
         try:
-            event = self.adapter.decode(raw)
+            decoded = fmt.decode(record)
         except InvalidEvent as exc:
             return DeadLetter(exc.kind, exc.reason)
-        for channel in event.data.channels:
-            try:
-                get_channel(channel)
-            except UnknownChannel as exc:
-                return DeadLetter("schema", f"data.channels: {exc.args[0]}")
-        return event
+        except Exception as exc:  # a format's bug is that record's dead letter, not a crash
+            log.exception("format %s failed on a record", fmt.name)
+            return DeadLetter("format_error", f"format {fmt.name}: {type(exc).__name__}: {exc}")
+        for item in decoded:
+            if isinstance(item, ProductDeleted):
+                continue
+            event = item.event if isinstance(item, PartialEvent) else item
+            for channel in event.data.channels:
+                try:
+                    get_channel(channel)
+                except UnknownChannel as exc:
+                    return DeadLetter("schema", f"data.channels: {exc.args[0]}")
+        return decoded
 
     def check(self, job: Job, result: GenerationResult) -> Reviewed:
         """Step: check the generated copy for its channel (repair once, else the template)."""

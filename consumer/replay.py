@@ -5,7 +5,6 @@ resumes where it committed."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,9 +12,13 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from copyflow.consumer.pipeline import Pipeline
 from copyflow.consumer.runs import Checkpoint
+from copyflow.plugins.catalog import PartialEvent, ProductDeleted
 from copyflow.plugins.transport.connection import client_options
-from copyflow.plugins.transport.source import Record, Records, next_offsets
+from copyflow.plugins.transport.dead_letters import DeadLetter
+from copyflow.plugins.transport.source import Record, Records, as_catalog_record, next_offsets
+from copyflow.schemas import ProductEvent
 from copyflow.schemas.settings import KafkaSettings
 
 
@@ -56,9 +59,18 @@ class Bound:
         return ",".join(f"{p}={o}" for p, o in self.offsets or ())
 
 
-def run_id(topic: str, start: Bound, stop: Bound | None, tenant: str | None, force: bool) -> str:
+def run_id(
+    topic: str,
+    start: Bound,
+    stop: Bound | None,
+    tenant: str | None,
+    force: bool,
+    fmt: str | None = None,
+) -> str:
     """The same command names the same run, which is how a stopped replay resumes."""
     text = f"{topic}\x1f{start}\x1f{stop or ''}\x1f{tenant or ''}\x1f{force}"
+    if fmt is not None:  # runs named before --format existed keep their names
+        text += f"\x1f{fmt}"
     return "replay-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -227,17 +239,26 @@ class TopicWindow:
 
 
 async def count_window(
-    window_reader: TopicWindow, window: Window
+    window_reader: TopicWindow, window: Window, pipeline: Pipeline
 ) -> tuple[Counter[int], Counter[str]]:
-    """--dry-run: events per partition and per tenant (unreadable events: '(unreadable)')."""
+    """--dry-run: records per partition, and what they say per tenant, read in their format
+    ('(unreadable)': dead letters; '(nothing)': records that say nothing about products)."""
     partitions: Counter[int] = Counter()
     tenants: Counter[str] = Counter()
     async for records, _ in window_reader.batches(window, commit=False):
         for record in records:
             partitions[record.partition] += 1
-            try:
-                tenant = json.loads(record.value or b"").get("tenant")
-            except (ValueError, AttributeError):
-                tenant = None
-            tenants[tenant if isinstance(tenant, str) else "(unreadable)"] += 1
+            decoded = pipeline.decode(as_catalog_record(record))
+            if isinstance(decoded, DeadLetter):
+                tenants["(unreadable)"] += 1
+            elif not decoded:
+                tenants["(nothing)"] += 1
+            for item in () if isinstance(decoded, DeadLetter) else decoded:
+                tenants[
+                    item.tenant if isinstance(item, ProductDeleted) else _event(item).tenant
+                ] += 1
     return partitions, tenants
+
+
+def _event(item: ProductEvent | PartialEvent) -> ProductEvent:
+    return item.event if isinstance(item, PartialEvent) else item

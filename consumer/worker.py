@@ -68,6 +68,17 @@ def worker_checks(source: BatchSource, pool: WorkerPool, cache: CopyCache | None
     ]
 
 
+def input_topics(settings: Settings) -> list[str]:
+    """The topics the worker reads: formats.inputs's, else topics.products."""
+    return list(settings.formats.inputs) or [settings.topics.products]
+
+
+def extra_topics(settings: Settings) -> list[str]:
+    """Topics beside copyflow's own that the worker needs: its inputs and the write-back's."""
+    write_back = settings.formats.write_back_topic
+    return [*input_topics(settings), *([write_back] if write_back else [])]
+
+
 def run_worker(
     settings: Settings,
     make_pipeline: Callable[[], Pipeline],
@@ -79,7 +90,7 @@ def run_worker(
     The group join starts first and runs while the pipeline and the pool are made (in
     threads: torch's import and the dtype measurement) and the model loads: a restarted
     worker is back in its group as soon as the broker lets it."""
-    ensure_topics(settings.kafka, settings.topics)
+    ensure_topics(settings.kafka, settings.topics, extra_topics(settings))
     # Everything runs on the loop faust will run: the model loads before faust starts, so a
     # model that cannot load stops the command with that reason, not a crashed processor.
     loop = asyncio.new_event_loop()
@@ -93,7 +104,7 @@ def run_worker(
 
     source = BatchSource(
         settings.kafka,
-        settings.topics.products,
+        input_topics(settings),
         handle,
         take=settings.worker.take_batch,
         take_within_s=settings.worker.take_within_s,

@@ -1,5 +1,9 @@
 """`copyflow backfill`: a catalog dump as product events.
 
+With --format, each line is a document of that catalog format (or a whole record, in a
+*.records.jsonl file), read by the worker's processing as if it came from the format's topic.
+Without it:
+
 Reads JSONL (ProductEvents, bare Products, or rows of the shared fashion_styles and myntra
 files) or CSV (columns product_id, title, and optionally description, brand, locale, category
 as "A > B", keywords as "a|b", channels as "a|b", and attr.NAME for each attribute). Every
@@ -20,14 +24,27 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from copyflow.evaluation.data import DataError, item_from_row
+from copyflow.plugins.catalog.records import RecordFileError, read_records
 from copyflow.schemas import Product, ProductEvent
 
 
 @dataclass(frozen=True)
 class Line:
     number: int
-    event: bytes | None  # a ProductEvent as JSON; None when the line is bad
+    event: bytes | None  # the record's value (a ProductEvent as JSON); None when the line is bad
     error: str = ""
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def read_format_records(path: Path) -> Iterator[Line]:
+    """A file of another format's documents (or whole records, in a *.records.jsonl file),
+    as they would arrive on its topic; the worker's processing reads them in that format."""
+    try:
+        for number, record in read_records(path):
+            yield Line(number, record.value or b"", key=record.key, headers=record.headers)
+    except RecordFileError as exc:
+        raise DataError(str(exc)) from None
 
 
 def file_digest(path: Path) -> str:

@@ -47,7 +47,7 @@ def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     if not args.input.is_file():
         print(f"copyflow generate: {args.input}: no such file", file=sys.stderr)
         return 2
-    pipeline = build_pipeline(settings)
+    pipeline = build_pipeline(settings, args.format)
     generator = build_generator(settings)
     batch = settings.model.batch_size
     if args.output is None:
@@ -166,7 +166,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from copyflow.wiring import model_location
 
     print(f"model: {settings.model.name} ({model_location(settings)})")
-    return run_demo(settings, args.catalog, args.timeout, args.output)
+    return run_demo(settings, args.catalog, args.timeout, args.output, args.format or "copyflow")
 
 
 def _cmd_model_prepare(args: argparse.Namespace, settings: Settings) -> int:
@@ -386,7 +386,7 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
                 args.topic or settings.topics.products,
                 start,
                 stop,
-                Request(args.rate, args.force, args.tenant),
+                Request(args.rate, args.force, args.tenant, args.format),
                 dry_run=args.dry_run,
                 restart=args.restart,
             )
@@ -412,7 +412,11 @@ def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     try:
         summary, bad = asyncio.run(
             backfill(
-                settings, args.file, args.tenant, Request(args.rate, args.force, None), args.restart
+                settings,
+                args.file,
+                args.tenant,
+                Request(args.rate, args.force, None, args.format),
+                args.restart,
             )
         )
     except DataError as exc:
@@ -452,7 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = command("generate", _cmd_generate, "generate suggestions for a JSONL file, no Kafka")
     gen.add_argument(
-        "--input", type=Path, required=True, help="JSONL of ProductEvents or bare Products"
+        "--input",
+        type=Path,
+        required=True,
+        help="JSONL of ProductEvents or bare Products; with --format, of that format's "
+        "documents (a *.records.jsonl file: whole records, see README: Catalog formats)",
     )
     gen.add_argument("--output", type=Path, help="suggestions JSONL (default: standard output)")
     gen.add_argument("--tenant", default="default", help="tenant for bare Product lines")
@@ -570,6 +578,14 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--dry-run", action="store_true", help="only count events per partition and tenant"
     )
+    for reader in (gen, demo, replay, backfill):
+        reader.add_argument(
+            "--format",
+            help="catalog format of the input (copyflow, cloudevents, debezium, shopify, "
+            "commercetools, akeneo, or a registered one)"
+            + ("; default: the topic's in formats.inputs" if reader is replay else "")
+            + ("" if reader is replay else "; default: copyflow"),
+        )
 
     adapters = sub.add_parser("adapters", help="released LoRA adapters").add_subparsers(
         dest="adapters_command", required=True

@@ -7,6 +7,7 @@ letter, prints them as a table, and shuts everything down.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -14,60 +15,70 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from copyflow.consumer.pipeline import jobs_for
+from copyflow.consumer.intake import take_in
+from copyflow.consumer.pipeline import Pipeline
 from copyflow.embedded import TANSU_GROUP_ENV, EmbeddedBroker, stop_process
-from copyflow.plugins.catalog import JsonCatalogAdapter
-from copyflow.plugins.catalog.base import InvalidEvent
+from copyflow.plugins.catalog import CatalogRecord
+from copyflow.plugins.catalog.records import read_records
 from copyflow.plugins.transport import dead_letters
 from copyflow.plugins.transport.topics import ensure_topics
 from copyflow.schemas import Settings, Suggestion
+from copyflow.wiring import build_pipeline
 
 EXAMPLE_CATALOG = Path(__file__).resolve().parent.parent / "examples" / "catalog.jsonl"
+
+
+@dataclass(frozen=True)
+class Expected:
+    suggestions: int  # distinct suggestions (a redelivery or an unchanged update makes none)
+    dead: int
+    deleted: int
 
 
 @dataclass
 class DemoResult:
     suggestions: list[Suggestion]
     dead: list[tuple[int, dict[str, str]]]  # (source offset, headers)
-    expected_suggestions: int
-    expected_dead: int
+    deleted: list[str]  # product ids of tombstones
+    expected: Expected
 
     @property
     def complete(self) -> bool:
-        return (len(self.suggestions), len(self.dead)) == (
-            self.expected_suggestions,
-            self.expected_dead,
-        )
+        got = Expected(len(self.suggestions), len(self.dead), len(self.deleted))
+        return got == self.expected
 
 
-def expected_outputs(lines: list[bytes]) -> tuple[int, int]:
-    """How many suggestions and dead letters the catalog's lines must produce."""
-    adapter = JsonCatalogAdapter()
-    suggestions = dead = 0
-    for line in lines:
-        try:
-            suggestions += len(jobs_for(adapter.decode(line)))
-        except InvalidEvent:
-            dead += 1
-    return suggestions, dead
+def expected_outputs(records: list[CatalogRecord], pipeline: Pipeline) -> Expected:
+    """What the catalog's records must produce, read as the worker reads them."""
+    intake = asyncio.run(take_in(records, pipeline, cache=None, router=None))
+    distinct = {(j.event.tenant, j.content_hash, j.channel) for j in intake.jobs}
+    return Expected(len(distinct), len(intake.dead), len(intake.deleted))
 
 
-def run_demo(settings: Settings, catalog: Path, timeout_s: float, out: Path | None) -> int:
-    lines = [line.rstrip(b"\n") for line in catalog.read_bytes().splitlines() if line.strip()]
-    expected_suggestions, expected_dead = expected_outputs(lines)
+def run_demo(
+    settings: Settings,
+    catalog: Path,
+    timeout_s: float,
+    out: Path | None,
+    fmt: str = "copyflow",
+) -> int:
+    # The demo's input topic: copyflow's own, or one of the format's name read in it.
+    topic = settings.topics.products if fmt == "copyflow" else f"{settings.topics.products}.{fmt}"
+    records = [replace(r, topic=topic) for _, r in read_records(catalog, topic)]
+    expected = expected_outputs(records, build_pipeline(settings, fmt))
     workdir = Path(tempfile.mkdtemp(prefix="copyflow-demo-"))
-    print(f"copyflow demo: {len(lines)} events from {catalog}; logs in {workdir}")
+    print(f"copyflow demo: {len(records)} {fmt} records from {catalog}; logs in {workdir}")
     try:
         with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
             print(f"broker: tansu on {broker.bootstrap}")
             settings = settings.model_copy(deep=True)
             settings.kafka.bootstrap = broker.bootstrap
-            ensure_topics(settings.kafka, settings.topics)
+            ensure_topics(settings.kafka, settings.topics, [topic])
             env = {
                 **os.environ,
                 **TANSU_GROUP_ENV,
@@ -81,6 +92,7 @@ def run_demo(settings: Settings, catalog: Path, timeout_s: float, out: Path | No
                 "COPYFLOW_METRICS__PORT": os.environ.get("COPYFLOW_METRICS__PORT", "0"),
                 # The demo shows every product's verdict, the unimproved ones too.
                 "COPYFLOW_CHECKS__SKIP_UNIMPROVED": "false",
+                "COPYFLOW_FORMATS__INPUTS": json.dumps({topic: fmt}),
             }
             with (workdir / "worker.log").open("wb") as worker_log:
                 worker = subprocess.Popen(
@@ -90,12 +102,13 @@ def run_demo(settings: Settings, catalog: Path, timeout_s: float, out: Path | No
                     stderr=subprocess.STDOUT,
                 )
             try:
-                _produce(settings, lines)
+                _produce(settings, records)
                 print(
-                    f"sent {len(lines)} events; waiting for {expected_suggestions} suggestions "
-                    f"and {expected_dead} dead letters (model {settings.model.name}) ..."
+                    f"sent {len(records)} records; waiting for {expected.suggestions} "
+                    f"suggestions, {expected.deleted} deletions and {expected.dead} dead letters "
+                    f"(model {settings.model.name}) ..."
                 )
-                result = _collect(settings, expected_suggestions, expected_dead, timeout_s, worker)
+                result = _collect(settings, expected, timeout_s, worker)
             finally:
                 stop_process(worker, timeout_s=30)
     finally:
@@ -106,35 +119,40 @@ def run_demo(settings: Settings, catalog: Path, timeout_s: float, out: Path | No
         out.write_text("".join(s.model_dump_json() + "\n" for s in result.suggestions))
     if not result.complete:
         print(
-            f"INCOMPLETE: got {len(result.suggestions)}/{expected_suggestions} suggestions and "
-            f"{len(result.dead)}/{expected_dead} dead letters",
+            f"INCOMPLETE: got {len(result.suggestions)}/{expected.suggestions} suggestions, "
+            f"{len(result.deleted)}/{expected.deleted} deletions and "
+            f"{len(result.dead)}/{expected.dead} dead letters",
             file=sys.stderr,
         )
         return 1
     return 0
 
 
-def _produce(settings: Settings, lines: list[bytes]) -> None:
+def _produce(settings: Settings, records: list[CatalogRecord]) -> None:
     producer = KafkaProducer(bootstrap_servers=settings.kafka.servers(), acks="all")
     try:
-        for line in lines:
-            producer.send(settings.topics.products, key=_product_key(line), value=line)
+        for record in records:
+            producer.send(
+                record.topic,
+                key=record.key or _product_key(record.value),
+                value=record.value,
+                headers=list(record.headers),
+            )
         producer.flush()
     finally:
         producer.close()
 
 
-def _product_key(line: bytes) -> bytes | None:
+def _product_key(value: bytes | None) -> bytes | None:
     try:
-        return str(json.loads(line)["data"]["product_id"]).encode()
+        return str(json.loads(value or b"")["data"]["product_id"]).encode()
     except (ValueError, KeyError, TypeError):
         return None
 
 
 def _collect(
     settings: Settings,
-    want_suggestions: int,
-    want_dead: int,
+    expected: Expected,
     timeout_s: float,
     worker: subprocess.Popen[bytes],
 ) -> DemoResult:
@@ -154,22 +172,30 @@ def _collect(
     consumer.seek_to_beginning()
     by_id: dict[str, Suggestion] = {}
     dead: dict[tuple[int, int], dict[str, str]] = {}
+    deleted: list[str] = []
     deadline = time.monotonic() + timeout_s
-    shown = (-1, -1)
+
+    def progress() -> str:
+        return (
+            f"{len(by_id)}/{expected.suggestions} suggestions, "
+            f"{len(deleted)}/{expected.deleted} deletions, {len(dead)}/{expected.dead} dead letters"
+        )
+
+    def got() -> Expected:
+        return Expected(len(by_id), len(dead), len(deleted))
+
+    shown = ""
     try:
-        while (len(by_id), len(dead)) != (want_suggestions, want_dead):
+        while got() != expected:
             if time.monotonic() > deadline or worker.poll() is not None:
                 break
-            if (len(by_id), len(dead)) != shown:
-                shown = (len(by_id), len(dead))
-                print(
-                    f"\r  {shown[0]}/{want_suggestions} suggestions, "
-                    f"{shown[1]}/{want_dead} dead letters",
-                    end="",
-                    flush=True,
-                )
+            if progress() != shown:
+                shown = progress()
+                print(f"\r  {shown}", end="", flush=True)
             for record in consumer:
-                if record.topic == topics.suggestions:
+                if record.topic == topics.suggestions and record.value is None:
+                    deleted.append(record.key.decode() if record.key else "")
+                elif record.topic == topics.suggestions:
                     suggestion = Suggestion.model_validate_json(record.value)
                     by_id[str(suggestion.suggestion_id)] = suggestion
                 else:
@@ -179,16 +205,14 @@ def _collect(
                         int(headers[dead_letters.SOURCE_OFFSET]),
                     )
                     dead[key] = headers
-        print(
-            f"\r  {len(by_id)}/{want_suggestions} suggestions, {len(dead)}/{want_dead} dead letters"
-        )
+        print(f"\r  {progress()}")
     finally:
         consumer.close()
     return DemoResult(
         suggestions=sorted(by_id.values(), key=lambda s: (s.product_id, s.channel)),
         dead=[(offset, headers) for (_, offset), headers in sorted(dead.items())],
-        expected_suggestions=want_suggestions,
-        expected_dead=want_dead,
+        deleted=deleted,
+        expected=expected,
     )
 
 
@@ -213,6 +237,9 @@ def render_table(result: DemoResult, width: int = 44) -> str:
         "checks.skip_unimproved (the default) the worker publishes nothing for the other "
         f"{unimproved}."
     )
+    if result.deleted:
+        lines.append("")
+        lines.append(f"deleted (tombstones on the suggestions topic): {', '.join(result.deleted)}")
     lines.append("")
     lines.append(f"dead letters ({len(result.dead)}):")
     for _, headers in result.dead:

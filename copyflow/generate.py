@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from copyflow.consumer.pipeline import Job, Pipeline, jobs_for
+from copyflow.consumer.pipeline import Job, Pipeline, filled, jobs_for, unavailable
+from copyflow.plugins.catalog import PartialEvent, ProductDeleted
+from copyflow.plugins.catalog.records import is_record_file, read_records
 from copyflow.plugins.generators import Generator
 from copyflow.plugins.transport.dead_letters import DeadLetter
-from copyflow.schemas import ProductEvent, Suggestion
+from copyflow.schemas import Product, ProductEvent, Suggestion
 
 
 @dataclass
@@ -27,13 +29,35 @@ class GenerateSummary:
 
 def read_events(
     path: Path, pipeline: Pipeline, tenant: str
-) -> Iterator[tuple[int, ProductEvent | DeadLetter]]:
-    """Each line is a ProductEvent, or a bare Product that gets wrapped in one."""
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+) -> Iterator[tuple[int, list[ProductEvent] | DeadLetter]]:
+    """Each line's product events, read in the pipeline's format (a record file's lines are
+    whole records). In copyflow's own format a line may also be a bare Product, which gets
+    wrapped in an event. Fields a source left out come from the product's earlier lines."""
+    bare_products = pipeline.formats.default.name == "copyflow" and not is_record_file(path)
+    latest: dict[tuple[str, str, str], Product] = {}
+    for number, record in read_records(path, topic=f"file:{path.name}"):
+        if bare_products and record.value is not None:
+            record = replace(record, value=_as_event(record.value, path, number, tenant))
+        decoded = pipeline.decode(record)
+        if isinstance(decoded, DeadLetter):
+            yield number, decoded
+            continue
+        events: list[ProductEvent] = []
+        for item in decoded:
+            if isinstance(item, ProductDeleted):
+                gone = (item.tenant, item.product_id)
+                latest = {k: p for k, p in latest.items() if k[:2] != gone}
                 continue
-            yield number, pipeline.decode(_as_event(line, path, number, tenant))
+            if isinstance(item, PartialEvent):
+                key = (item.event.tenant, item.event.data.product_id, item.event.data.locale)
+                if key not in latest:
+                    yield number, unavailable(item)
+                    break
+                item = filled(item, latest[key])
+            latest[item.tenant, item.data.product_id, item.data.locale] = item.data
+            events.append(item)
+        else:
+            yield number, events
 
 
 def _as_event(line: bytes, path: Path, number: int, tenant: str) -> bytes:
@@ -88,7 +112,8 @@ def generate_file(
         if isinstance(decoded, DeadLetter):
             summary.invalid.append((number, decoded))
             continue
-        pending.extend(jobs_for(decoded))
+        for event in decoded:
+            pending.extend(jobs_for(event))
         if len(pending) >= batch:
             flush()
     flush()

@@ -16,13 +16,14 @@ from pathlib import Path
 
 from aiokafka import ConsumerRecord
 
-from copyflow.backfill import Line, file_digest, read_catalog
+from copyflow.backfill import Line, file_digest, read_catalog, read_format_records
 from copyflow.consumer.adapters import AdapterRouter, ControlListener
 from copyflow.consumer.app import Copywriter, RunOptions
 from copyflow.consumer.metrics import FlowStats
 from copyflow.consumer.replay import Bound, TopicWindow, count_window, run_id
 from copyflow.consumer.runs import Checkpoint, Pacer, Summary, run_batches
-from copyflow.consumer.worker import build_cache
+from copyflow.consumer.worker import build_cache, extra_topics
+from copyflow.plugins.catalog.records import is_record_file
 from copyflow.plugins.transport.sink import KafkaSink, new_producer
 from copyflow.plugins.transport.source import Records
 from copyflow.plugins.transport.topics import ensure_topics
@@ -39,6 +40,7 @@ class Request:
     rate: float | None
     force: bool
     tenant: str | None
+    format: str | None = None  # every record in this format; None: each topic's own
 
 
 async def _process(
@@ -50,8 +52,8 @@ async def _process(
 ) -> Summary:
     """Start what the worker runs (pool, cache, adapters, a producer), run the batches, and
     stop it all; SIGINT or SIGTERM stops after the batch in hand."""
-    ensure_topics(settings.kafka, settings.topics)
-    pipeline = build_pipeline(settings)
+    ensure_topics(settings.kafka, settings.topics, extra_topics(settings))
+    pipeline = build_pipeline(settings, request.format)
     pool = build_pool(settings)
     cache = build_cache(settings)
     router = AdapterRouter(pool)
@@ -93,12 +95,13 @@ async def replay(
     dry_run: bool = False,
     restart: bool = False,
 ) -> Summary | None:
-    name = run_id(topic, start, stop, request.tenant, request.force)
+    name = run_id(topic, start, stop, request.tenant, request.force, request.format)
     group = f"copyflow-{name}"
     async with TopicWindow(settings.kafka, topic, group, settings.worker.take_batch) as reader:
         window = await reader.resolve(start, stop, resume=not (dry_run or restart))
         if dry_run:
-            partitions, tenants = await count_window(reader, window)
+            pipeline = build_pipeline(settings, request.format)
+            partitions, tenants = await count_window(reader, window, pipeline)
             print(f"{window.size()} events in the window of {topic}")
             for partition in sorted(window.start):
                 print(
@@ -146,7 +149,9 @@ async def _file_batches(
         if line.event is None:
             continue
         pending.append(
-            ConsumerRecord(source, 0, line.number, 0, 0, None, line.event, None, 0, 0, ())
+            ConsumerRecord(
+                source, 0, line.number, 0, 0, line.key, line.event, None, 0, 0, line.headers
+            )
         )
         if len(pending) == take:
             yield batch(pending, index + 1)
@@ -161,8 +166,11 @@ async def backfill(
     """Returns the summary and the bad lines (each reported on standard error)."""
     # The same file, tenant and --force name the same run, which is how it resumes.
     identity = f"{file_digest(path)}\x1f{tenant}\x1f{request.force}"
+    if request.format is not None:
+        identity += f"\x1f{request.format}"
     name = "backfill-" + hashlib.sha256(identity.encode()).hexdigest()[:12]
-    lines = list(read_catalog(path, tenant))
+    own = request.format in (None, "copyflow") and not is_record_file(path)
+    lines = list(read_catalog(path, tenant) if own else read_format_records(path))
     bad = [line for line in lines if line.event is None]
     for line in bad:
         print(f"{path}:{line.number}: {line.error}", file=sys.stderr)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from copyflow.consumer.pipeline import Pipeline
+from copyflow.consumer.pipeline import InputFormats, Pipeline
 from copyflow.consumer.pool import WorkerPool, resolve_devices
-from copyflow.plugins.catalog import JsonCatalogAdapter
+from copyflow.plugins.catalog import CatalogFormat, Fetch, FormatContext, make_format
 from copyflow.plugins.generators import get_prompt
 from copyflow.plugins.generators.spec import TransformersSpec, generation_dtype
 
@@ -83,9 +84,57 @@ def build_pool(settings: Settings) -> WorkerPool:
     )
 
 
-def build_pipeline(settings: Settings) -> Pipeline:
+def build_pipeline(settings: Settings, only_format: str | None = None) -> Pipeline:
+    """only_format: every record is read in this format (a file, a replay with --format);
+    else each input topic in its own (formats.inputs)."""
     reviewer = CopyReviewer(settings.checks.banned_phrases)
-    return Pipeline(JsonCatalogAdapter(), settings.worker.max_event_bytes, reviewer)
+    return Pipeline(build_formats(settings, only_format), settings.worker.max_event_bytes, reviewer)
+
+
+def build_formats(settings: Settings, only_format: str | None = None) -> InputFormats:
+    """Each input topic's format, made once per format name."""
+    made: dict[str, CatalogFormat] = {}
+
+    def get(name: str, loc: tuple[str, ...]) -> CatalogFormat:
+        if name not in made:
+            made[name] = _make_format(settings, name, loc)
+        return made[name]
+
+    if only_format is not None:
+        return InputFormats.only(get(only_format, ("formats", "inputs")))
+    inputs = settings.formats.inputs or {settings.topics.products: "copyflow"}
+    by_topic = {topic: get(name, ("formats", "inputs", topic)) for topic, name in inputs.items()}
+    return InputFormats(get("copyflow", ("formats", "inputs")), by_topic)
+
+
+def _make_format(settings: Settings, name: str, loc: tuple[str, ...]) -> CatalogFormat:
+    formats = settings.formats
+    context = FormatContext(
+        tenant=formats.tenant, options=formats.options.get(name, {}), fetch=_fetch_hook(settings)
+    )
+    try:
+        return make_format(name, context)
+    except KeyError as exc:  # UnknownFormat
+        raise setting_error(loc, str(exc.args[0])) from None
+    except (ValueError, TypeError) as exc:
+        raise setting_error(("formats", "options", name), str(exc)) from None
+
+
+def _fetch_hook(settings: Settings) -> Fetch | None:
+    target = settings.formats.fetch
+    if target is None:
+        return None
+    module_name, _, attribute = target.partition(":")
+    try:
+        found: object = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise setting_error(("formats", "fetch"), f"cannot load {target!r}: {exc}") from None
+    if not callable(found):
+        raise setting_error(("formats", "fetch"), f"{target!r} is not callable")
+    hook: Fetch = found  # checked callable; its signature is documented
+    return hook
 
 
 def model_error(location: str, exc: BaseException) -> SettingsError:

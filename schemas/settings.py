@@ -98,6 +98,13 @@ class CacheSettings(_Section):
     seen_ttl_s: int = Field(
         default=90 * 86_400, ge=1, description="How long a product's last suggestion id is kept."
     )
+    event_ids_ttl_s: int = Field(
+        default=7 * 86_400,
+        ge=1,
+        description="How long a handled event id is kept, for formats whose source redelivers "
+        "events (Shopify retries a webhook for up to 48 hours): a redelivery within it is "
+        "dropped.",
+    )
     lock_ttl_s: float = Field(
         default=10.0,
         gt=0,
@@ -125,6 +132,42 @@ class TopicSettings(_Section):
     control: str = "copyflow.control"
     partitions: int = Field(default=4, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1)
+
+
+class FormatSettings(_Section):
+    inputs: dict[str, str] = Field(
+        default_factory=dict,
+        description="Input topic -> the catalog format of its records (copyflow, cloudevents, "
+        "debezium, shopify, commercetools, akeneo, or one another package registers); the "
+        "worker reads them all. Empty: topics.products in the copyflow format. As JSON in "
+        "the environment.",
+    )
+    tenant: str = Field(
+        default="default",
+        min_length=1,
+        description="The tenant of records whose format names none (a Debezium row without a "
+        "tenant column, a CloudEvent without the tenant extension).",
+    )
+    fetch: str | None = Field(
+        default=None,
+        pattern=r"^[\w.]+:[\w.]+$",
+        description="module:function that fetches a resource a thin event only names "
+        "(commercetools payloadNotIncluded, Akeneo's thin events): called with the format's "
+        "name and the event's reference, returns the resource's JSON document or None. "
+        "Without it such events are dead letters of kind payload_not_included.",
+    )
+    write_back_topic: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Where each suggestion also goes as its catalog's own update document "
+        "(commercetools update actions, a Shopify productUpdate, an Akeneo values patch, a "
+        "CloudEvent), for suggestions from formats that have one; None: not published.",
+    )
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Each format's own options by format name, e.g. "
+        "formats.options.debezium.columns (Product field -> column).",
+    )
 
 
 class ModelSettings(_Section):
@@ -315,6 +358,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
+    formats: FormatSettings = Field(default_factory=FormatSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     pool: PoolSettings = Field(default_factory=PoolSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

@@ -17,8 +17,13 @@ from pathlib import Path
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from copyflow.consumer.pipeline import InputFormats
 from copyflow.embedded import free_port, stop_process, wait_for_port
+from copyflow.plugins.catalog import CopyflowFormat
 from copyflow.schemas import Suggestion
+
+# A pipeline's inputs in copyflow's own format, as most tests read them.
+COPYFLOW_INPUT = InputFormats.only(CopyflowFormat())
 
 
 def make_tiny_model(directory: Path) -> Path:
@@ -159,6 +164,8 @@ class Outputs:
 
     suggestions: list[Suggestion] = field(default_factory=list)
     dead: list[DeadLetterRecord] = field(default_factory=list)
+    deleted: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # tombstones
+    other: dict[str, list[tuple[bytes | None, bytes | None]]] = field(default_factory=dict)
 
     def product_ids(self) -> set[str]:
         return {s.product_id for s in self.suggestions}
@@ -167,23 +174,36 @@ class Outputs:
 class OutputReader:
     """Reads output topics by partition assignment (no consumer group, so no join wait)."""
 
-    def __init__(self, bootstrap: str, suggestions: str, dlq: str, partitions: int) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        suggestions: str,
+        dlq: str,
+        partitions: int,
+        others: Iterable[str] = (),
+    ) -> None:
+        """others: more topics to read, (key, value) pairs into outputs.other[topic]."""
         self.suggestions_topic = suggestions
+        self.dlq_topic = dlq
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        self.consumer.assign(
-            [TopicPartition(t, p) for t in (suggestions, dlq) for p in range(partitions)]
-        )
+        topics = (suggestions, dlq, *others)
+        self.consumer.assign([TopicPartition(t, p) for t in topics for p in range(partitions)])
         self.consumer.seek_to_beginning()
         self.outputs = Outputs()
 
     def poll(self) -> Outputs:
         for records in self.consumer.poll(timeout_ms=500).values():
             for record in records:
-                if record.topic == self.suggestions_topic:
+                headers = {k: v.decode() for k, v in record.headers}
+                if record.topic == self.suggestions_topic and record.value is None:
+                    self.outputs.deleted.append((record.key.decode(), headers))
+                elif record.topic == self.suggestions_topic:
                     self.outputs.suggestions.append(Suggestion.model_validate_json(record.value))
-                else:
-                    headers = {k: v.decode() for k, v in record.headers}
+                elif record.topic == self.dlq_topic:
                     self.outputs.dead.append(DeadLetterRecord(record.value, headers))
+                else:
+                    pair = (record.key, record.value)
+                    self.outputs.other.setdefault(record.topic, []).append(pair)
         return self.outputs
 
     def wait_for(

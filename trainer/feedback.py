@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from copyflow.plugins.transport.dead_letters import DeadLetter
+from copyflow.plugins.transport.headers import DELETED_TENANT
 from copyflow.plugins.transport.source import Record, Records
 from copyflow.schemas import Feedback, Product, Suggestion
 from copyflow.schemas.settings import TopicSettings
@@ -64,6 +65,13 @@ class SuggestionIndex:
             self.db.executemany(
                 "INSERT OR REPLACE INTO products VALUES (?, ?, ?)",
                 [(s.tenant, s.product_id, s.input.model_dump_json()) for s in suggestions],
+            )
+
+    def forget(self, tenant: str, product_id: str) -> None:
+        """A deleted product is no longer part of its tenant's catalog."""
+        with self.db:
+            self.db.execute(
+                "DELETE FROM products WHERE tenant = ? AND product_id = ?", (tenant, product_id)
             )
 
     def product_counts(self) -> dict[str, int]:
@@ -132,6 +140,15 @@ class FeedbackIngestor:
         self.store = store
         self.index = index
 
+    def _forget(self, record: Record) -> None:
+        tenant = dict(record.headers).get(DELETED_TENANT)
+        if tenant is None or record.key is None:
+            log.error(
+                "skipped a tombstone without its tenant at %s:%d", record.topic, record.offset
+            )
+            return
+        self.index.forget(tenant.decode(), record.key.decode())
+
     def ingest(self, records: Records) -> Ingested:
         """Index the batch's suggestions, join its decisions (and parked ones whose
         suggestion just came) and store the examples; unusable feedback is returned as
@@ -141,7 +158,12 @@ class FeedbackIngestor:
         decisions: list[Feedback] = []
         sources: dict[int, Record] = {}  # a decision of this batch -> its record
         for record in records:
-            if record.topic == self.topics.suggestions:
+            if record.topic == self.topics.suggestions and record.value is None:
+                # A deletion's tombstone: what came before it in the batch is indexed first.
+                self.index.add(suggestions)
+                suggestions = []
+                self._forget(record)
+            elif record.topic == self.topics.suggestions:
                 try:
                     suggestions.append(Suggestion.model_validate_json(record.value or b""))
                 except ValidationError as exc:  # not ours to dead-letter: skip it, loudly

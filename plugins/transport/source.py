@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
+from copyflow.plugins.catalog.base import CatalogRecord
 from copyflow.plugins.transport.connection import client_options
 from copyflow.plugins.transport.health import Check, Status
 from copyflow.schemas.settings import KafkaSettings
@@ -29,6 +30,17 @@ log = logging.getLogger(__name__)
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Records: TypeAlias = Sequence[Record]
 Handler: TypeAlias = Callable[[Records], Awaitable[object]]
+
+
+def as_catalog_record(record: Record) -> CatalogRecord:
+    """The client's record as copyflow's own type, which formats see."""
+    return CatalogRecord(
+        value=record.value,
+        key=record.key,
+        headers=tuple(record.headers),
+        topic=record.topic,
+        timestamp_ms=record.timestamp,
+    )
 
 
 def next_offsets(records: Records) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -97,7 +109,7 @@ class _FinishBeforeRevoke(GroupMembership):
 
 
 class BatchSource(mode.Service):
-    """Reads a topic in its consumer group and hands records to handle() in batches of up to
+    """Reads topics in its consumer group and hands records to handle() in batches of up to
     take records (or what arrived within take_within_s of the first). After handle() returns,
     the batch's offsets are committed; if it raises, nothing of the batch is committed and the
     app crashes, so a restart resumes at the first unfinished record."""
@@ -105,7 +117,7 @@ class BatchSource(mode.Service):
     def __init__(
         self,
         kafka: KafkaSettings,
-        topic: str,
+        topics: Sequence[str],
         handle: Handler,
         *,
         take: int,
@@ -113,7 +125,7 @@ class BatchSource(mode.Service):
         on_crash: Callable[[BaseException], Awaitable[None]],
     ) -> None:
         super().__init__()
-        self.topic = topic
+        self.topics = list(topics)
         self.handle = handle
         self.take = take
         self.take_within_s = take_within_s
@@ -153,7 +165,7 @@ class BatchSource(mode.Service):
             max_poll_records=self.take,
         )
         await self.consumer.start()
-        self.consumer.subscribe([self.topic], listener=self._membership)
+        self.consumer.subscribe(self.topics, listener=self._membership)
 
     async def leave(self) -> None:
         """Stop the consumer without having started the service (the model failed to load)."""

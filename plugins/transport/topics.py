@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -17,8 +18,11 @@ class BrokerUnavailable(ConnectionError):
     pass
 
 
-def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
-    """Create copyflow's topics with their partition counts; return the ones that were new.
+def ensure_topics(
+    kafka: KafkaSettings, topics: TopicSettings, extra: Sequence[str] = ()
+) -> list[str]:
+    """Create copyflow's topics (and extra ones: input topics in other formats, the write-back
+    topic) with their partition counts; return the ones that were new.
 
     Topics are never left to broker auto-creation: its partition count is the broker's choice.
     """
@@ -29,7 +33,9 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
         topics.feedback,
         topics.feedback_dlq,
         topics.control,
+        *extra,
     ]
+    names = list(dict.fromkeys(names))
     try:
         admin = KafkaAdminClient(**client_options(kafka), client_id="copyflow-admin")
     except KafkaError as exc:

@@ -311,10 +311,10 @@ def test_unchanged_content_is_skipped_per_product_and_channel(redis_url: str, pr
 
 def _suggestion(job: Job) -> Any:
     from copyflow.consumer.pipeline import Pipeline
-    from copyflow.plugins.catalog import JsonCatalogAdapter
+    from tests.harness import COPYFLOW_INPUT
 
     result = GenerationResult("TITLE: t\nDESCRIPTION: d", "T", "D", None, 1, 1)
-    return Pipeline(JsonCatalogAdapter(), 1 << 20).build(job, result, MODEL, 1.0)
+    return Pipeline(COPYFLOW_INPUT, 1 << 20).build(job, result, MODEL, 1.0)
 
 
 def test_redis_outage_bypasses_the_cache_logs_once_and_recovers(
@@ -399,14 +399,14 @@ def test_settings_reject_a_non_redis_url() -> None:
 def test_other_checks_settings_miss_the_cached_checked_copy(redis_url: str, prefix: str) -> None:
     from copyflow.consumer.pipeline import Pipeline
     from copyflow.consumer.worker import build_cache
-    from copyflow.plugins.catalog import JsonCatalogAdapter
     from copyflow.plugins.review import CopyReviewer
     from copyflow.schemas import Settings
+    from tests.harness import COPYFLOW_INPUT
 
     settings = Settings.model_validate({"redis": {"url": redis_url}, "cache": {"prefix": prefix}})
-    plain = Pipeline(JsonCatalogAdapter(), 1 << 20, CopyReviewer()).served_model(MODEL)
+    plain = Pipeline(COPYFLOW_INPUT, 1 << 20, CopyReviewer()).served_model(MODEL)
     strict_reviewer = CopyReviewer(banned_phrases=["must-have"])
-    strict = Pipeline(JsonCatalogAdapter(), 1 << 20, strict_reviewer).served_model(MODEL)
+    strict = Pipeline(COPYFLOW_INPUT, 1 << 20, strict_reviewer).served_model(MODEL)
 
     async def scenario() -> None:
         cache = build_cache(settings)

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from copyflow.consumer.pipeline import Job, Pipeline
-from copyflow.plugins.catalog import JsonCatalogAdapter
 from copyflow.plugins.generators import GenerationRequest, get_prompt
 from copyflow.plugins.generators.base import MANIFEST
 from copyflow.plugins.generators.hf import TransformersGenerator
 from copyflow.plugins.generators.smollm2 import prepare_default_model
 from copyflow.schemas import Product, ProductEvent, Suggestion
+from tests.harness import COPYFLOW_INPUT
 
 pytestmark = pytest.mark.model
 
@@ -114,7 +114,7 @@ def test_instructions_in_product_text_do_not_reach_the_suggestions(prepared: Pat
     generator = TransformersGenerator(
         str(prepared), get_prompt("v1"), device="cpu", max_new_tokens=60
     )
-    pipeline = Pipeline(JsonCatalogAdapter(), 1 << 20)
+    pipeline = Pipeline(COPYFLOW_INPUT, 1 << 20)
     jobs = [
         default_job(index, title="oak cutting board large", brand="Timberly", description=text)
         for index, (text, _) in enumerate(INJECTED)
@@ -143,7 +143,7 @@ def test_german_and_chinese_products_get_their_language_or_a_fallback(prepared: 
         default_job(index, locale=locale, title=title, description=description)
         for index, (locale, title, description) in enumerate(products)
     ]
-    results = Pipeline(JsonCatalogAdapter(), 1 << 20).run(generator, jobs)
+    results = Pipeline(COPYFLOW_INPUT, 1 << 20).run(generator, jobs)
     for job, suggestion in zip(jobs, results, strict=True):
         assert isinstance(suggestion, Suggestion)
         text = f"{suggestion.title}\n{suggestion.description}"

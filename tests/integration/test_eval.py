@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from copyflow.consumer.pipeline import Pipeline
-from copyflow.plugins.catalog import JsonCatalogAdapter
-from copyflow.schemas import ProductEvent
+from copyflow.plugins.catalog import CatalogRecord
+from tests.harness import COPYFLOW_INPUT
 
 pytestmark = pytest.mark.integration
 
@@ -58,9 +58,13 @@ def table_labels(text: str) -> list[str]:
 
 def test_eval_writes_a_report_comparing_four_systems(tiny_model_dir: Path, tmp_path: Path) -> None:
     catalog = tmp_path / "catalog.jsonl"
-    pipeline = Pipeline(JsonCatalogAdapter(), 1 << 20)
+    pipeline = Pipeline(COPYFLOW_INPUT, 1 << 20)
     lines = (REPO / "examples" / "catalog.jsonl").read_bytes().splitlines()
-    rows = [line.decode() for line in lines if isinstance(pipeline.decode(line), ProductEvent)]
+    rows = [
+        line.decode()
+        for line in lines
+        if isinstance(pipeline.decode_events(CatalogRecord(line)), list)
+    ]
     catalog.write_text("\n".join(rows[:12]) + "\n")
 
     report = tmp_path / "report"

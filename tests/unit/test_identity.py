@@ -16,12 +16,11 @@ import pytest
 from copyflow.consumer.cache import cache_key
 from copyflow.consumer.identity import channel_rules_digest
 from copyflow.consumer.pipeline import Job, Pipeline, Route
-from copyflow.plugins.catalog import JsonCatalogAdapter
 from copyflow.plugins.channels import channels
 from copyflow.plugins.layouts import WHOLE_TENANT, TitleLayouts
 from copyflow.plugins.review import CopyReviewer
 from copyflow.schemas import ModelInfo, ProductEvent
-from tests.harness import product_event
+from tests.harness import COPYFLOW_INPUT, product_event
 
 GENERATOR = ModelInfo(
     base="m",
@@ -32,7 +31,7 @@ GENERATOR = ModelInfo(
 
 
 def served(banned: tuple[str, ...] = ()) -> ModelInfo:
-    return Pipeline(JsonCatalogAdapter(), 1 << 20, CopyReviewer(banned)).served_model(GENERATOR)
+    return Pipeline(COPYFLOW_INPUT, 1 << 20, CopyReviewer(banned)).served_model(GENERATOR)
 
 
 def event(**product: object) -> ProductEvent:

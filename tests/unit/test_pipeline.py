@@ -8,14 +8,14 @@ import pytest
 
 from copyflow.consumer.cache import cache_key
 from copyflow.consumer.pipeline import Job, Pipeline, Route, jobs_for
-from copyflow.plugins.catalog import JsonCatalogAdapter
+from copyflow.plugins.catalog import CatalogRecord
 from copyflow.plugins.channels import get_channel
 from copyflow.plugins.generators import GenerationRequest, GenerationResult, get_prompt
 from copyflow.plugins.generators.hf import TransformersGenerator
 from copyflow.plugins.review import CopyReviewer, Reviewed
 from copyflow.plugins.transport.dead_letters import DeadLetter
 from copyflow.schemas import ModelInfo, ProductEvent, Suggestion
-from tests.harness import product_event
+from tests.harness import COPYFLOW_INPUT, product_event
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_a_failing_batch_is_split_until_one_dead_letter_remains(
     generator: TransformersGenerator,
 ) -> None:
     failing = FailsOnProduct(generator, poisoned="p-2")
-    pipeline = Pipeline(JsonCatalogAdapter(), max_event_bytes=1 << 20)
+    pipeline = Pipeline(COPYFLOW_INPUT, max_event_bytes=1 << 20)
     jobs = [job for i in range(4) for job in jobs_for(event(i))]
     outcomes = pipeline.run(failing, jobs)
     assert failing.calls == [4, 2, 2, 1, 1]  # halves, then the failing half's halves
@@ -73,7 +73,7 @@ def test_one_job_per_distinct_channel() -> None:
 
 
 def build(generator: TransformersGenerator, result: GenerationResult) -> Suggestion:
-    pipeline = Pipeline(JsonCatalogAdapter(), max_event_bytes=1 << 20)
+    pipeline = Pipeline(COPYFLOW_INPUT, max_event_bytes=1 << 20)
     return pipeline.build(Job(event(1), "default"), result, generator.model_info, latency_ms=5.0)
 
 
@@ -125,17 +125,17 @@ def test_an_adapter_served_with_its_own_prompt_names_it_in_id_and_cache_key() ->
 
 
 def test_oversized_and_empty_messages_are_dead_letters(generator: TransformersGenerator) -> None:
-    pipeline = Pipeline(JsonCatalogAdapter(), max_event_bytes=2048)
-    oversized = pipeline.decode(b"{" + b" " * 4096 + b"}")
+    pipeline = Pipeline(COPYFLOW_INPUT, max_event_bytes=2048)
+    oversized = pipeline.decode(CatalogRecord(b"{" + b" " * 4096 + b"}"))
     assert isinstance(oversized, DeadLetter) and oversized.kind == "oversize"
-    empty = pipeline.decode(None)
+    empty = pipeline.decode(CatalogRecord(None))
     assert isinstance(empty, DeadLetter) and empty.kind == "decode"
 
 
 def test_an_unknown_channel_is_a_dead_letter_naming_the_known_ones() -> None:
-    pipeline = Pipeline(JsonCatalogAdapter(), max_event_bytes=1 << 20)
+    pipeline = Pipeline(COPYFLOW_INPUT, max_event_bytes=1 << 20)
     raw = json.dumps(product_event(1, channels=["amazon", "etsy"])).encode()
-    letter = pipeline.decode(raw)
+    letter = pipeline.decode(CatalogRecord(raw))
     assert isinstance(letter, DeadLetter) and letter.kind == "schema"
     assert "data.channels: unknown channel 'etsy'; known: amazon, default" in letter.reason
 
@@ -144,7 +144,7 @@ def test_an_unknown_channel_is_a_dead_letter_naming_the_known_ones() -> None:
 def test_each_channel_gets_copy_within_its_limits(
     generator: TransformersGenerator, channel: str
 ) -> None:
-    pipeline = Pipeline(JsonCatalogAdapter(), max_event_bytes=1 << 20)
+    pipeline = Pipeline(COPYFLOW_INPUT, max_event_bytes=1 << 20)
     long_title = "Testbrand Blue Cotton Shirt " + " ".join(["Shirt"] * 60)
     long_description = " ".join(f"A blue cotton shirt number {i}." for i in range(400))
     result = GenerationResult("...", long_title, long_description, None, 50, 20)
@@ -167,7 +167,7 @@ def test_a_suggestion_that_cannot_be_built_is_a_dead_letter(
         def review(self, *args: object, **kwargs: object) -> Reviewed:
             return Reviewed("", "d", [], fallback_used=False)
 
-    pipeline = Pipeline(JsonCatalogAdapter(), 1 << 20, EmptyTitle())
+    pipeline = Pipeline(COPYFLOW_INPUT, 1 << 20, EmptyTitle())
     result = GenerationResult("...", "T", "D", None, 1, 1)
     [outcome] = pipeline.build_all([Job(event(1), "default")], [result], generator.model_info, 1.0)
     assert isinstance(outcome, DeadLetter) and outcome.kind == "check"

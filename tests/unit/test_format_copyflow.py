@@ -4,13 +4,14 @@ import json
 
 import pytest
 
-from copyflow.plugins.catalog import InvalidEvent, JsonCatalogAdapter
+from copyflow.plugins.catalog import CatalogRecord, CopyflowFormat, InvalidEvent
+from copyflow.schemas import ProductEvent
 from tests.harness import product_event
 
 
 def test_decodes_a_valid_event() -> None:
-    event = JsonCatalogAdapter().decode(json.dumps(product_event(3)).encode())
-    assert event.data.product_id == "p-3"
+    (event,) = CopyflowFormat().decode(CatalogRecord(json.dumps(product_event(3)).encode()))
+    assert isinstance(event, ProductEvent) and event.data.product_id == "p-3"
 
 
 @pytest.mark.parametrize(
@@ -27,6 +28,6 @@ def test_decodes_a_valid_event() -> None:
 )
 def test_invalid_events_say_why(raw: bytes, kind: str, reason: str) -> None:
     with pytest.raises(InvalidEvent) as info:
-        JsonCatalogAdapter().decode(raw)
+        CopyflowFormat().decode(CatalogRecord(raw))
     assert info.value.kind == kind
     assert reason in info.value.reason
