@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from copyflow.consumer.adapters import AdapterRouter
 from copyflow.consumer.cache import CopyCache
@@ -39,10 +40,12 @@ class Intake:
     ignored: int = 0  # records that say nothing about product copy
 
     def after_last_deletion(self, ref: ProductRef, index: int) -> bool:
-        """Is the record at index later than this batch's last deletion of the product?"""
-        return index > self._deleted_at().get(ref, -1)
+        """Is the record at index later than this batch's last deletion of the product?
+        (Asked once the intake is complete.)"""
+        return index > self._last_deletion.get(ref, -1)
 
-    def _deleted_at(self) -> dict[ProductRef, int]:
+    @cached_property
+    def _last_deletion(self) -> dict[ProductRef, int]:
         return {(d.tenant, d.product_id): index for index, d in self.deleted}
 
 

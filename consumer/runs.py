@@ -52,6 +52,9 @@ class Summary:
     skipped: int = 0
     unimproved: int = 0
     other_tenants: int = 0
+    deleted: int = 0
+    duplicates: int = 0
+    ignored: int = 0
     dead_letters: int = 0
     suggestion_ids: list[str] = field(default_factory=list)
     interrupted: bool = False
@@ -63,6 +66,9 @@ class Summary:
         self.skipped += report.skipped
         self.unimproved += report.unimproved
         self.other_tenants += report.other_tenants
+        self.deleted += report.deleted
+        self.duplicates += report.duplicates
+        self.ignored += report.ignored
         self.dead_letters += report.dead_letters
         self.suggestion_ids += report.suggestion_ids
 
@@ -77,6 +83,14 @@ class Summary:
         ]
         if self.other_tenants:
             parts.insert(5, f"other tenants {self.other_tenants}")
+        # What only some catalog formats give: said when it happened.
+        for count, what in (
+            (self.deleted, "deleted"),
+            (self.duplicates, "redelivered (dropped)"),
+            (self.ignored, "records about no product copy"),
+        ):
+            if count:
+                parts.insert(-1, f"{what} {count}")
         return ", ".join(parts)
 
 

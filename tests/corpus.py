@@ -8,14 +8,59 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from copyflow.plugins.catalog import CatalogRecord
+from copyflow.plugins.catalog import (
+    CatalogFormat,
+    CatalogRecord,
+    InvalidEvent,
+    PartialEvent,
+    ProductDeleted,
+)
 from copyflow.plugins.catalog.records import read_records
 from copyflow.schemas import ProductEvent
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "formats"
 EXPECTED = REPO / "tests" / "fixtures" / "formats"
+
+
+def cases(stem: str) -> list[tuple[CatalogRecord, dict[str, Any]]]:
+    """Each example record with its hand-written expectation line."""
+    records = example_records(stem)
+    lines = (EXPECTED / f"{stem}.expected.jsonl").read_text().splitlines()
+    expected = [json.loads(line) for line in lines if line.strip()]
+    assert len(records) == len(expected), f"{stem}: one expectation per record"
+    return list(zip(records, expected, strict=True))
+
+
+def outcome(fmt: CatalogFormat, record: CatalogRecord) -> dict[str, Any]:
+    """What a format made of a record, in the expectation files' terms."""
+    try:
+        items = fmt.decode(record)
+    except InvalidEvent as exc:
+        return {"events": [], "deleted": [], "partial": [], "dead": exc.kind}
+    events = [i.event if isinstance(i, PartialEvent) else i for i in items]
+    return {
+        "events": [e.model_dump(mode="json") for e in events if isinstance(e, ProductEvent)],
+        "deleted": [
+            {"tenant": d.tenant, "product_id": d.product_id}
+            for d in items
+            if isinstance(d, ProductDeleted)
+        ],
+        "partial": sorted(f for i in items if isinstance(i, PartialEvent) for f in i.unavailable),
+        "dead": None,
+    }
+
+
+def expected_outcome(line: dict[str, Any]) -> dict[str, Any]:
+    """An expectation line as outcome() gives it (events normalised through the contract)."""
+    return {
+        "events": [ProductEvent.model_validate(e).model_dump(mode="json") for e in line["events"]],
+        "deleted": line["deleted"],
+        "partial": sorted(line.get("partial") or []),
+        "dead": line["dead"],
+    }
 
 
 def example_records(stem: str) -> list[CatalogRecord]:

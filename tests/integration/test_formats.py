@@ -5,6 +5,7 @@ tombstones, malformed records and the bad-input corpus dead letters, and nothing
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -38,7 +39,7 @@ def pipe_stream() -> Stream:
     for value in values[:2]:
         product_id, title, brand = value.decode().split("|")
         event = {
-            "id": "x",
+            "id": "pipe-" + hashlib.sha256(value).hexdigest()[:16],
             "type": "product.created",
             "source": "pipe://test",
             "time": "2026-01-01T00:00:00Z",
@@ -147,7 +148,14 @@ def test_every_format_gives_the_suggestions_of_its_equivalent_product_events(
         PYTHONPATH=f"{worker_env['PYTHONPATH']}:{external}",
     )
     equivalent_env = env_of("equivalent")
-    create_topics(kafka_bootstrap, [*topic.values(), equivalent_env["COPYFLOW_TOPICS__PRODUCTS"]])
+    # Every topic made here before a worker or a reader asks for it: a broker that creates
+    # topics on first use would otherwise give them its own partition count.
+    names = ("PRODUCTS", "SUGGESTIONS", "PRODUCTS_DLQ")
+    outputs = [env[f"COPYFLOW_TOPICS__{n}"] for env in (formats_env, equivalent_env) for n in names]
+    create_topics(
+        kafka_bootstrap,
+        [*topic.values(), *outputs, formats_env["COPYFLOW_FORMATS__WRITE_BACK_TOPIC"]],
+    )
     for stream in streams:
         send(kafka_bootstrap, topic[stream.name], stream.records)
         send(kafka_bootstrap, topic[stream.name], [r for _, r in bad.get(stream.name, [])])

@@ -21,56 +21,17 @@ from copyflow.plugins.catalog.base import (
     ProductDeleted,
 )
 from copyflow.plugins.catalog.formats.commercetools import CommercetoolsFormat
-from copyflow.plugins.catalog.records import read_records
 from copyflow.schemas import ModelInfo, Product, ProductEvent, Suggestion
-from tests.corpus import corpus, example_records, wrong_types
+from tests.corpus import cases, corpus, example_records, wrong_types
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = "0f6a1d2e-3b4c-4d5e-8f90-a1b2c3d4e5f6"
 
 
-def _cases() -> list[tuple[CatalogRecord, dict[str, Any]]]:
-    records = [r for _, r in read_records(ROOT / "examples/formats/commercetools.records.jsonl")]
-    path = ROOT / "tests/fixtures/formats/commercetools.expected.jsonl"
-    expected = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    assert len(records) == len(expected)
-    return list(zip(records, expected, strict=True))
-
-
-def _outcome(fmt: CommercetoolsFormat, record: CatalogRecord) -> dict[str, Any]:
-    try:
-        items = fmt.decode(record)
-    except InvalidEvent as exc:
-        return {"events": [], "deleted": [], "dead": exc.kind}
-    return {
-        "events": [e.model_dump(mode="json") for e in items if isinstance(e, ProductEvent)],
-        "deleted": [
-            {"tenant": d.tenant, "product_id": d.product_id}
-            for d in items
-            if isinstance(d, ProductDeleted)
-        ],
-        "dead": None,
-    }
-
-
-def test_example_stream_matches_expectation() -> None:
-    fmt = CommercetoolsFormat()
-    for number, (record, expected) in enumerate(_cases(), start=1):
-        want = {
-            "events": [
-                ProductEvent.model_validate(e).model_dump(mode="json") for e in expected["events"]
-            ],
-            "deleted": expected["deleted"],
-            "dead": expected["dead"],
-        }
-        assert expected["partial"] == []
-        assert _outcome(fmt, record) == want, f"record {number}"
-
-
 def test_price_only_publish_gives_the_same_products() -> None:
-    cases = _cases()
+    examples = cases("commercetools")
     fmt = CommercetoolsFormat()
-    copy_change, price_change = fmt.decode(cases[2][0]), fmt.decode(cases[3][0])
+    copy_change, price_change = fmt.decode(examples[2][0]), fmt.decode(examples[3][0])
     assert len(copy_change) == len(price_change) == 2
     for first, second in zip(copy_change, price_change, strict=True):
         assert isinstance(first, ProductEvent) and isinstance(second, ProductEvent)

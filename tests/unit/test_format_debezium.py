@@ -23,60 +23,19 @@ from copyflow.plugins.catalog.base import (
     ProductDeleted,
 )
 from copyflow.plugins.catalog.formats.debezium import DebeziumFormat
-from copyflow.plugins.catalog.records import read_records
 from copyflow.schemas import ProductEvent
+from tests.corpus import cases
 
 ROOT = Path(__file__).resolve().parents[2]
 STREAMS = ["debezium", "debezium-flattened"]
 T0 = 1733400000000  # 2024-12-05T12:00:00Z
 
 
-def _cases(name: str) -> list[tuple[CatalogRecord, dict[str, Any]]]:
-    records = [r for _, r in read_records(ROOT / f"examples/formats/{name}.records.jsonl")]
-    path = ROOT / f"tests/fixtures/formats/{name}.expected.jsonl"
-    expected = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    assert len(records) == len(expected)
-    return list(zip(records, expected, strict=True))
-
-
-def _outcome(fmt: DebeziumFormat, record: CatalogRecord) -> dict[str, Any]:
-    try:
-        items = fmt.decode(record)
-    except InvalidEvent as exc:
-        return {"events": [], "deleted": [], "partial": [], "dead": exc.kind}
-    events = [i.event if isinstance(i, PartialEvent) else i for i in items]
-    partial = sorted(f for i in items if isinstance(i, PartialEvent) for f in i.unavailable)
-    return {
-        "events": [e.model_dump(mode="json") for e in events if isinstance(e, ProductEvent)],
-        "deleted": [
-            {"tenant": d.tenant, "product_id": d.product_id}
-            for d in items
-            if isinstance(d, ProductDeleted)
-        ],
-        "partial": partial,
-        "dead": None,
-    }
-
-
-@pytest.mark.parametrize("name", STREAMS)
-def test_example_stream_matches_expectation(name: str) -> None:
-    fmt = DebeziumFormat()
-    for number, (record, expected) in enumerate(_cases(name), start=1):
-        want = {
-            "events": [
-                ProductEvent.model_validate(e).model_dump(mode="json") for e in expected["events"]
-            ],
-            "deleted": expected["deleted"],
-            "partial": sorted(expected["partial"]),
-            "dead": expected["dead"],
-        }
-        assert _outcome(fmt, record) == want, f"{name} record {number}"
-
-
 @pytest.mark.parametrize("name", STREAMS)
 def test_price_only_update_gives_the_same_product(name: str) -> None:
-    cases = _cases(name)
-    copy_change, price_change = (cases[3], cases[4]) if name == "debezium" else (cases[2], cases[3])
+    examples = cases(name)
+    at = 3 if name == "debezium" else 2
+    copy_change, price_change = examples[at], examples[at + 1]
     first = DebeziumFormat().decode(copy_change[0])[0]
     second = DebeziumFormat().decode(price_change[0])[0]
     assert isinstance(first, ProductEvent) and isinstance(second, ProductEvent)
@@ -513,7 +472,7 @@ def test_garbage_and_truncated_examples_raise_only_invalid_event() -> None:
         bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))) for _ in range(200)
     ]
     for name in STREAMS:
-        for record, _ in _cases(name):
+        for record, _ in cases(name):
             if record.value:
                 samples += [record.value[:cut] for cut in range(0, len(record.value), 37)]
     for raw in samples:

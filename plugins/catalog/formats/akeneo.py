@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -24,9 +23,9 @@ from copyflow.plugins.catalog.base import (
     ProductDeleted,
 )
 from copyflow.plugins.catalog.formats.common import (
+    check_options,
     expect_object,
     header_text,
-    html_to_text,
     locale_tag,
     product_event,
     record_json,
@@ -34,6 +33,7 @@ from copyflow.plugins.catalog.formats.common import (
     required_text,
     split_tags,
     text_field,
+    text_or_html_to_text,
 )
 from copyflow.schemas import Suggestion
 
@@ -52,7 +52,6 @@ _CREATED, _UPDATED, _REMOVED = "product.created", "product.updated", "product.re
 _CE_PRODUCT = (".product.created", ".product.updated", ".product.updated.delta")
 _MAX_LOCALES = 100
 _MAX_CATEGORIES = 16  # Product.category's limit; more categories only lose the tail
-_TAG = re.compile(r"<[A-Za-z/!][^<>]*>")  # [^<>]: linear time on text full of "<"
 # A value as the webhook and the REST API write it: (locale, scope, data).
 Value = tuple[str | None, str | None, Any]
 
@@ -65,10 +64,7 @@ class AkeneoFormat(CatalogFormat):
     def __init__(self, context: FormatContext | None = None) -> None:
         super().__init__(context)
         options = self.context.options
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            known = ", ".join(_OPTIONS)
-            raise ValueError(f"akeneo: unknown option(s) {', '.join(unknown)}; known: {known}")
+        check_options(self.name, options, _OPTIONS)
         chosen: dict[str, str | None] = {}
         for option, default in _OPTIONS.items():
             value = options.get(option, default)
@@ -276,7 +272,7 @@ class AkeneoFormat(CatalogFormat):
             "locale": locale_tag(locale),
             "title": str(title),
             "sku": _text(pick(self.sku_attribute)) or None,
-            "description": _plain(description or ""),
+            "description": text_or_html_to_text(description or ""),
             "brand": _text(pick(self.brand_attribute)) or None,
             "keywords": keywords,
             "attributes": attributes,
@@ -365,13 +361,3 @@ def _scalar(data: Any) -> str | None:
     if isinstance(data, str | int | float):
         return str(data)
     return None
-
-
-def _plain(text: str) -> str:
-    """Text as is; HTML (a WYSIWYG text area) as text."""
-    if not _TAG.search(text):
-        return text
-    try:
-        return html_to_text(text)
-    except AssertionError:  # html.parser on a malformed marked section ("<![ x")
-        return " ".join(_TAG.sub(" ", text).split())

@@ -27,6 +27,7 @@ from copyflow.plugins.catalog.base import (
     ProductDeleted,
 )
 from copyflow.plugins.catalog.formats.common import (
+    check_options,
     expect_object,
     header_text,
     locale_tag,
@@ -56,9 +57,7 @@ class CloudEventsFormat(CatalogFormat):
 
     def __init__(self, context: FormatContext | None = None) -> None:
         super().__init__(context)
-        if self.context.options:
-            names = ", ".join(sorted(map(str, self.context.options)))
-            raise ValueError(f"cloudevents: takes no options (got {names})")
+        check_options(self.name, self.context.options, ())
 
     def decode(self, record: CatalogRecord) -> Sequence[Decoded]:
         content_type = header_text(record, "content-type")

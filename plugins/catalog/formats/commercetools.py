@@ -9,7 +9,6 @@ update actions setName / setDescription."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,8 +21,8 @@ from copyflow.plugins.catalog.base import (
     ProductDeleted,
 )
 from copyflow.plugins.catalog.formats.common import (
+    check_options,
     expect_object,
-    html_to_text,
     locale_tag,
     product_event,
     record_json,
@@ -31,6 +30,7 @@ from copyflow.plugins.catalog.formats.common import (
     required_text,
     split_tags,
     text_field,
+    text_or_html_to_text,
 )
 from copyflow.schemas import Suggestion
 
@@ -39,7 +39,6 @@ _WITH_PROJECTION = frozenset({"ProductCreated", "ProductPublished"})
 # A name in more locales than this is not a real product (and would fan out without bound).
 _MAX_LOCALES = 100
 _MAX_CATEGORIES = 16  # Product.category's limit; more categories only lose the tail
-_TAG = re.compile(r"<[A-Za-z/!][^<>]*>")  # [^<>]: linear time on text full of "<"
 
 
 class CommercetoolsFormat(CatalogFormat):
@@ -50,11 +49,7 @@ class CommercetoolsFormat(CatalogFormat):
     def __init__(self, context: FormatContext | None = None) -> None:
         super().__init__(context)
         options = self.context.options
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise ValueError(
-                f"commercetools: unknown option(s) {', '.join(unknown)}; known: brand_attribute"
-            )
+        check_options(self.name, options, _OPTIONS)
         brand = options.get("brand_attribute", "brand")
         if not isinstance(brand, str) or not brand.strip():
             raise ValueError("commercetools option 'brand_attribute': expected an attribute name")
@@ -172,7 +167,7 @@ class CommercetoolsFormat(CatalogFormat):
                 "sku": sku or None,
                 "locale": locale_tag(locale),
                 "title": names[locale],
-                "description": _plain(descriptions.get(locale, "")),
+                "description": text_or_html_to_text(descriptions.get(locale, "")),
                 "keywords": split_tags(keywords.get(locale, "")),
                 "category": _category_names(categories or [], locale),
                 "attributes": {},
@@ -291,13 +286,3 @@ def _category_names(categories: list[Any], locale: str) -> list[str]:
         if isinstance(text, str) and text.strip():
             names.append(text)
     return names[:_MAX_CATEGORIES]
-
-
-def _plain(text: str) -> str:
-    """Text as is; HTML (a description edited in a rich-text field) as text."""
-    if not _TAG.search(text):
-        return text
-    try:
-        return html_to_text(text)
-    except AssertionError:  # html.parser on a malformed marked section ("<![ x")
-        return " ".join(_TAG.sub(" ", text).split())

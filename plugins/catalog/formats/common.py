@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
@@ -167,15 +167,37 @@ class _Text(HTMLParser):
             self.parts.append(data)
 
 
+# A tag; [^<>] keeps the match linear on text full of "<".
+_TAG = re.compile(r"<[A-Za-z/!][^<>]*>")
+
+
 def html_to_text(markup: str) -> str:
     """Plain text from an HTML fragment: tags, scripts and styles out, entities decoded, one
     block element per line, spaces collapsed."""
     parser = _Text()
-    parser.feed(markup)
-    parser.close()
+    try:
+        parser.feed(markup)
+        parser.close()
+    except AssertionError:  # html.parser on a malformed marked section ("<![ x")
+        return " ".join(_TAG.sub(" ", markup).split())
     text = html.unescape("".join(parser.parts))
     lines = (" ".join(line.split()) for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
+
+
+def text_or_html_to_text(text: str) -> str:
+    """Text as it is; text with tags (a rich-text field's HTML) as plain text."""
+    return html_to_text(text) if _TAG.search(text) else text
+
+
+def check_options(fmt: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
+    """ValueError naming the options a format does not know (a typo stops start-up)."""
+    names = sorted(known)
+    unknown = sorted(map(str, set(options) - set(names)))
+    if unknown:
+        raise ValueError(
+            f"{fmt}: unknown option(s) {', '.join(unknown)}; known: {', '.join(names) or 'none'}"
+        )
 
 
 def text_to_html(text: str) -> str:

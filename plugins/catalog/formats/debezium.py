@@ -22,6 +22,7 @@ from copyflow.plugins.catalog.base import (
     ProductDeleted,
 )
 from copyflow.plugins.catalog.formats.common import (
+    check_options,
     expect_object,
     locale_tag,
     parse_json,
@@ -58,19 +59,16 @@ _PLACEHOLDERS: dict[str, Any] = {
 # The worker keys kept content by tenant, product and locale: those cannot be filled in.
 _IDENTITY = ("product_id", "tenant", "locale")
 _CREATED = frozenset({"c", "r"})
-_NO_OPTIONS = FormatContext()
 
 
 class DebeziumFormat(CatalogFormat):
     name = "debezium"
     keeps_content = True
 
-    def __init__(self, context: FormatContext = _NO_OPTIONS) -> None:
+    def __init__(self, context: FormatContext | None = None) -> None:
         super().__init__(context)
-        options = context.options
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise ValueError(f"debezium: unknown option(s) {', '.join(unknown)}")
+        options = self.context.options
+        check_options(self.name, options, _OPTIONS)
         columns = options.get("columns", {})
         if not isinstance(columns, Mapping):
             raise ValueError("debezium option 'columns': expected a table of field = column")

@@ -22,6 +22,7 @@ from copyflow.plugins.catalog.base import (
     ProductDeleted,
 )
 from copyflow.plugins.catalog.formats.common import (
+    check_options,
     expect_object,
     header_text,
     html_to_text,
@@ -40,7 +41,6 @@ _OPTIONS = frozenset({"locale"})
 _LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _TOPICS = frozenset({"products/create", "products/update", "products/delete"})
 _MAX_ID = 256
-_TAG = re.compile(r"<[A-Za-z/!][^<>]*>")
 MUTATION = (
     "mutation productUpdate($product: ProductUpdateInput!) { productUpdate(product: $product) "
     "{ product { id } userErrors { field message } } }"
@@ -57,9 +57,7 @@ class ShopifyFormat(CatalogFormat):
     def __init__(self, context: FormatContext | None = None) -> None:
         super().__init__(context)
         options = self.context.options
-        unknown = sorted(map(str, set(options) - _OPTIONS))
-        if unknown:
-            raise ValueError(f"shopify: unknown option(s) {', '.join(unknown)}; known: locale")
+        check_options(self.name, options, _OPTIONS)
         locale = options.get("locale", "en-US")
         tag = locale_tag(locale) if isinstance(locale, str) else ""
         if not _LOCALE.match(tag):
@@ -111,7 +109,7 @@ class ShopifyFormat(CatalogFormat):
         title = _string(payload, "title")
         if title is not None:
             product["title"] = title
-        product["description"] = _plain(_string(payload, "body_html") or "")
+        product["description"] = html_to_text(_string(payload, "body_html") or "")
         vendor = _string(payload, "vendor")
         product["brand"] = vendor if vendor and vendor.strip() else None
         kind = _string(payload, "product_type")
@@ -207,10 +205,3 @@ def _attributes(options: Any) -> dict[str, str]:
             continue
         found[name] = ", ".join(texts)
     return found
-
-
-def _plain(markup: str) -> str:
-    try:
-        return html_to_text(markup)
-    except AssertionError:  # html.parser on a malformed marked section ("<![ x")
-        return " ".join(_TAG.sub(" ", markup).split())

@@ -1,4 +1,5 @@
-"""Every built-in format against the bad-input corpus: a clear InvalidEvent, never a crash."""
+"""Every built-in format against its example stream (the hand-written expectation) and the
+bad-input corpus: a clear InvalidEvent, never a crash."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import contextlib
 import pytest
 
 from copyflow.plugins.catalog import CatalogRecord, InvalidEvent, make_format
-from tests.corpus import EXAMPLES, corpus, example_records, wrong_types
+from tests.corpus import (
+    EXAMPLES,
+    cases,
+    corpus,
+    example_records,
+    expected_outcome,
+    outcome,
+    wrong_types,
+)
 
 STREAMS = sorted(
     path.name.removesuffix(".records.jsonl") for path in EXAMPLES.glob("*.records.jsonl")
@@ -59,3 +68,10 @@ def test_a_record_without_a_value_is_read_by_each_format_without_a_crash() -> No
     for name in {format_of(s) for s in STREAMS}:
         with contextlib.suppress(InvalidEvent):
             make_format(name).decode(CatalogRecord(None, key=b"\xff"))
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_each_example_stream_decodes_to_its_hand_written_expectation(stream: str) -> None:
+    fmt = make_format(format_of(stream))
+    for number, (record, line) in enumerate(cases(stream), start=1):
+        assert outcome(fmt, record) == expected_outcome(line), f"{stream} record {number}"
