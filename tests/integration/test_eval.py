@@ -13,6 +13,7 @@ import pytest
 
 from copyflow.consumer.pipeline import Pipeline
 from copyflow.plugins.catalog import CatalogRecord
+from copyflow.plugins.transport.dead_letters import DeadLetter
 from tests.harness import COPYFLOW_INPUT
 
 pytestmark = pytest.mark.integration
@@ -63,7 +64,7 @@ def test_eval_writes_a_report_comparing_four_systems(tiny_model_dir: Path, tmp_p
     rows = [
         line.decode()
         for line in lines
-        if isinstance(pipeline.decode_events(CatalogRecord(line)), list)
+        if not isinstance(pipeline.decode(CatalogRecord(line)), DeadLetter)
     ]
     catalog.write_text("\n".join(rows[:12]) + "\n")
 
